@@ -24,7 +24,7 @@ def encode(value: Any) -> bytes:
     """Encode a data-model value (dict/list/str/int/bool/None/bytes/CID) as canonical DAG-CBOR."""
     _reject_floats(value)
     try:
-        return bytes(cbrrr.encode_dag_cbor(value, cid_type=cbrrr.CID))
+        return bytes(cbrrr.encode_dag_cbor(value, cid_type=CID))
     except (TypeError, ValueError, OverflowError) as exc:
         raise DagCborError(str(exc)) from exc
 
