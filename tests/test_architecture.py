@@ -1,4 +1,4 @@
-"""The one-way architecture, enforced: atcore imports no service; services never import each other."""
+"""The one-way architecture: atcore imports no service, and services never import each other."""
 
 from __future__ import annotations
 
@@ -34,10 +34,8 @@ def modules_of(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", PACKAGES)
+@pytest.mark.parametrize("package", [p for p in PACKAGES if (ROOT / p).is_dir()])
 def test_package_respects_import_rule(package: str) -> None:
-    if not (ROOT / package).is_dir():
-        pytest.skip(f"{package}/ does not exist yet")
     violations = {
         str(path.relative_to(ROOT)): sorted(
             imported_top_level_packages(path) & forbidden_for(package)
