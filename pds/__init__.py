@@ -1,0 +1,1 @@
+"""Skyspot's Personal Data Server."""
