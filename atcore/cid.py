@@ -1,8 +1,13 @@
-"""Content identifiers (CIDv1; CIDv0 parsed for completeness).
+"""Content identifiers: CIDv1 (any codec and multihash) and CIDv0, binary and text forms.
 
-atproto uses CIDv1 with the sha-256 multihash and either the dag-cbor codec (records, MST nodes,
-commits) or the raw codec (blobs). `CID` subclasses cbrrr's CID so the DAG-CBOR codec can construct
-and emit it directly (tag 42) without a conversion pass.
+atproto links are CIDv1 with a sha-256 multihash and either the dag-cbor codec (records, MST nodes,
+commits) or the raw codec (blobs); those are the "blessed" forms. Parsing accepts any well-formed
+CIDv1 (binary, or base32 text with the `b` multibase prefix) and CIDv0 (34 binary bytes, or the
+46-character base58btc `Qm...` text), because IPLD data may legitimately carry them.
+
+`CID` subclasses cbrrr's CID so the DAG-CBOR codec constructs and emits it directly (tag 42)
+without a conversion pass. The plain constructor `CID(raw)` trusts its input (the codec validates
+what it hands over); use `CID.from_bytes` / `CID.parse` / `CID.read_from` for untrusted input.
 
 Errors: `CidError` (a `ValueError`) for every malformed input.
 """
@@ -10,6 +15,7 @@ Errors: `CidError` (a `ValueError`) for every malformed input.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from typing import Final
 
@@ -19,147 +25,265 @@ CODEC_RAW: Final = 0x55
 CODEC_DAG_CBOR: Final = 0x71
 CODEC_DAG_PB: Final = 0x70
 HASH_SHA256: Final = 0x12
+SHA256_SIZE: Final = 32
+
+# A CID longer than this is not something any atproto implementation produces; refusing it
+# bounds the work an attacker can cause (the reference implementation uses the same limit).
+MAX_CID_BYTES: Final = 100
+
+_PREFIX_DAG_CBOR: Final = b"\x01\x71\x12\x20"
+_PREFIX_RAW: Final = b"\x01\x55\x12\x20"
+_BLESSED_PREFIXES: Final = (_PREFIX_DAG_CBOR, _PREFIX_RAW)
+_BLESSED_LEN: Final = 36
+_V0_PREFIX: Final = b"\x12\x20"
+_V0_LEN: Final = 34
 
 _B58_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX: Final = {char: index for index, char in enumerate(_B58_ALPHABET)}
+_MAX_VARINT_BYTES: Final = 9  # multiformats unsigned-varint caps values at 2**63 - 1
 
 
 class CidError(ValueError):
-    """A CID could not be parsed."""
+    """A CID could not be parsed, or is not of an accepted form."""
 
 
-def read_varint(data: bytes, pos: int = 0) -> tuple[int, int]:
-    """Decode an unsigned LEB128 varint at `pos`; returns (value, next position)."""
+def read_varint(data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int, int]:
+    """Decode a minimal unsigned LEB128 varint at `pos`; returns (value, next position)."""
     value = 0
-    shift = 0
-    while True:
+    for index in range(_MAX_VARINT_BYTES):
         if pos >= len(data):
             raise CidError("truncated varint")
         byte = data[pos]
         pos += 1
-        value |= (byte & 0x7F) << shift
+        value |= (byte & 0x7F) << (7 * index)
         if not byte & 0x80:
-            if byte == 0 and shift:
+            if byte == 0 and index:
                 raise CidError("varint is not minimally encoded")
             return value, pos
-        shift += 7
-        if shift > 63:
-            raise CidError("varint too long")
+    raise CidError("varint longer than 9 bytes")
 
 
 def encode_varint(value: int) -> bytes:
+    """Encode a non-negative integer as an unsigned LEB128 varint."""
+    if value < 0:
+        raise CidError("varints are unsigned")
+    if value < 0x80:
+        return bytes((value,))
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def _b58decode(text: str) -> bytes:
     num = 0
     for char in text:
-        idx = _B58_ALPHABET.find(char)
-        if idx < 0:
+        index = _B58_INDEX.get(char)
+        if index is None:
             raise CidError(f"invalid base58 character {char!r}")
-        num = num * 58 + idx
+        num = num * 58 + index
     body = num.to_bytes((num.bit_length() + 7) // 8, "big") if num else b""
     pad = len(text) - len(text.lstrip("1"))
     return b"\x00" * pad + body
 
 
+def _b58encode(raw: bytes) -> str:
+    num = int.from_bytes(raw, "big")
+    out: list[str] = []
+    while num:
+        num, rem = divmod(num, 58)
+        out.append(_B58_ALPHABET[rem])
+    pad = len(raw) - len(raw.lstrip(b"\x00"))
+    return "1" * pad + "".join(reversed(out))
+
+
+def _cid_end(data: bytes | bytearray | memoryview, pos: int) -> int:
+    """Validate the binary CID starting at `pos`; returns where it ends (no length cap here)."""
+    if data[pos : pos + 4] in _BLESSED_PREFIXES and len(data) - pos >= _BLESSED_LEN:
+        return pos + _BLESSED_LEN
+    if data[pos : pos + 2] == _V0_PREFIX:
+        if len(data) - pos < _V0_LEN:
+            raise CidError("truncated CIDv0")
+        return pos + _V0_LEN
+    version, cursor = read_varint(data, pos)
+    if version != 1:
+        raise CidError(f"unsupported CID version {version}")
+    _codec, cursor = read_varint(data, cursor)
+    hash_code, cursor = read_varint(data, cursor)
+    size, cursor = read_varint(data, cursor)
+    if hash_code == HASH_SHA256 and size != SHA256_SIZE:
+        raise CidError(f"sha-256 multihash with a {size}-byte digest")
+    if size > len(data) - cursor:
+        raise CidError("CID digest is truncated")
+    return cursor + size
+
+
 class CID(cbrrr.CID):
-    """An immutable, hashable CID holding its binary form in `cid_bytes`."""
+    """An immutable, hashable, totally ordered CID holding its binary form in `cid_bytes`."""
 
     __slots__ = ()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_bytes(cls, raw: bytes) -> CID:
-        """Parse and validate a binary CID (no multibase prefix)."""
-        cls._split(raw)
-        return cls(bytes(raw))
+    def from_bytes(cls, raw: bytes | bytearray | memoryview) -> CID:
+        """Parse and validate a complete binary CID (no multibase prefix)."""
+        raw = bytes(raw)
+        if len(raw) == _BLESSED_LEN and raw.startswith(_BLESSED_PREFIXES):
+            return cls(raw)  # the overwhelmingly common case: skip the general parser
+        if not raw:
+            raise CidError("empty CID")
+        if len(raw) > MAX_CID_BYTES:
+            raise CidError(f"CID of {len(raw)} bytes exceeds {MAX_CID_BYTES}")
+        if _cid_end(raw, 0) != len(raw):
+            raise CidError("CID has trailing bytes after its multihash")
+        return cls(raw)
+
+    @classmethod
+    def read_from(cls, data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[CID, int]:
+        """Parse the binary CID that starts at `data[pos]`; returns (CID, position after it)."""
+        if pos >= len(data):
+            raise CidError("truncated CID")
+        end = _cid_end(data, pos)
+        if end - pos > MAX_CID_BYTES:
+            raise CidError(f"CID of {end - pos} bytes exceeds {MAX_CID_BYTES}")
+        return cls(bytes(data[pos:end])), end
 
     @classmethod
     def parse(cls, text: str) -> CID:
-        """Parse a CID string: base32 multibase CIDv1 (`b...`) or base58btc CIDv0 (`Qm...`)."""
-        if len(text) == 46 and text.startswith("Qm"):
-            return cls.from_bytes(_b58decode(text))
-        if not text.startswith("b") or text != text.lower() or text.endswith("="):
-            raise CidError(f"unsupported CID string {text[:60]!r}")
+        """Parse a CID string: base32 CIDv1 (`b...`) or base58btc CIDv0 (`Qm...`).
+
+        Only the canonical spelling is accepted (lower case, no padding), so `str(CID.parse(s))`
+        always equals `s`.
+        """
+        if not isinstance(text, str):
+            raise CidError(f"a CID string must be str, not {type(text).__name__}")
+        if len(text) > 2 * MAX_CID_BYTES:
+            raise CidError("CID string too long")
+        if text.startswith("Qm") and len(text) == 46:
+            raw = _b58decode(text)
+            if len(raw) != _V0_LEN or not raw.startswith(_V0_PREFIX):
+                raise CidError(f"invalid CIDv0 {text!r}")
+            return cls(raw)
+        if not text.startswith("b"):
+            raise CidError(f"unsupported CID string {text[:60]!r} (expected base32 'b...')")
         body = text[1:]
+        if body != body.lower() or "=" in body:
+            raise CidError(f"non-canonical base32 CID {text[:60]!r}")
         try:
             raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
-        except ValueError as exc:
+        except (binascii.Error, ValueError) as exc:
             raise CidError(f"invalid base32 in CID {text[:60]!r}") from exc
-        return cls.from_bytes(raw)
+        if raw.startswith(_V0_PREFIX) and len(raw) == _V0_LEN:
+            raise CidError("a CIDv0 must be written in base58btc, not base32")
+        cid = cls.from_bytes(raw)
+        if str(cid) != text:  # catches non-zero padding bits and other non-canonical spellings
+            raise CidError(f"non-canonical base32 CID {text[:60]!r}")
+        return cid
 
     @classmethod
     def for_dag_cbor(cls, block: bytes) -> CID:
-        return cls(cls.CIDV1_DAG_CBOR_SHA256_32_PFX + hashlib.sha256(block).digest())
+        """The CIDv1 (dag-cbor, sha-256) of an encoded DAG-CBOR block."""
+        return cls(_PREFIX_DAG_CBOR + hashlib.sha256(block).digest())
 
     @classmethod
     def for_raw(cls, data: bytes) -> CID:
-        return cls(cls.CIDV1_RAW_SHA256_32_PFX + hashlib.sha256(data).digest())
+        """The CIDv1 (raw, sha-256) of arbitrary bytes, as used for blobs."""
+        return cls(_PREFIX_RAW + hashlib.sha256(data).digest())
 
     # -- inspection ---------------------------------------------------------------------------
-    @staticmethod
-    def _split(raw: bytes) -> tuple[int, int, int, bytes]:
-        """Return (version, codec, hash code, digest); raises CidError when malformed."""
-        if len(raw) == 34 and raw[0] == 0x12 and raw[1] == 0x20:
+    def _fields(self) -> tuple[int, int, int, bytes]:
+        """(version, codec, hash code, digest)."""
+        raw = self.cid_bytes
+        if len(raw) == _BLESSED_LEN and raw.startswith(_BLESSED_PREFIXES):
+            return 1, raw[1], HASH_SHA256, raw[4:]
+        if len(raw) == _V0_LEN and raw.startswith(_V0_PREFIX):
             return 0, CODEC_DAG_PB, HASH_SHA256, raw[2:]
-        version, pos = read_varint(raw, 0)
-        if version != 1:
-            raise CidError(f"unsupported CID version {version}")
+        _version, pos = read_varint(raw, 0)
         codec, pos = read_varint(raw, pos)
         hash_code, pos = read_varint(raw, pos)
-        size, pos = read_varint(raw, pos)
-        digest = raw[pos:]
-        if len(digest) != size:
-            raise CidError("CID digest length does not match its multihash header")
-        return version, codec, hash_code, digest
+        _size, pos = read_varint(raw, pos)
+        return 1, codec, hash_code, raw[pos:]
 
     @property
     def version(self) -> int:
-        return self._split(self.cid_bytes)[0]
+        return self._fields()[0]
 
     @property
     def codec(self) -> int:
-        return self._split(self.cid_bytes)[1]
+        return self._fields()[1]
 
     @property
     def hash_code(self) -> int:
-        return self._split(self.cid_bytes)[2]
+        return self._fields()[2]
 
     @property
     def digest(self) -> bytes:
-        return self._split(self.cid_bytes)[3]
+        return self._fields()[3]
 
     def is_atproto_blessed(self) -> bool:
         """True for the CID forms atproto repositories use (v1, sha-256, dag-cbor or raw)."""
-        return self.is_cidv1_dag_cbor_sha256_32() or self.is_cidv1_raw_sha256_32()
+        raw = self.cid_bytes
+        return len(raw) == _BLESSED_LEN and raw.startswith(_BLESSED_PREFIXES)
 
+    def is_dag_cbor(self) -> bool:
+        """A blessed link to a DAG-CBOR node (record, MST node, commit)."""
+        return len(self.cid_bytes) == _BLESSED_LEN and self.cid_bytes.startswith(_PREFIX_DAG_CBOR)
+
+    def is_raw(self) -> bool:
+        """A blessed link to raw bytes (a blob)."""
+        return len(self.cid_bytes) == _BLESSED_LEN and self.cid_bytes.startswith(_PREFIX_RAW)
+
+    def verifies(self, block: bytes | bytearray | memoryview) -> bool:
+        """Whether `block` hashes to this CID; raises CidError for a hash function we lack."""
+        _version, _codec, hash_code, digest = self._fields()
+        if hash_code != HASH_SHA256:
+            raise CidError(f"cannot verify multihash code {hash_code:#x}")
+        return hashlib.sha256(block).digest() == digest
+
+    # -- text form and ordering ----------------------------------------------------------------
     def __str__(self) -> str:
-        if self.cid_bytes[:2] == b"\x12\x20" and len(self.cid_bytes) == 34:
-            return self._b58encode(self.cid_bytes)
-        return "b" + base64.b32encode(self.cid_bytes).decode().lower().rstrip("=")
+        raw = self.cid_bytes
+        if len(raw) == _V0_LEN and raw.startswith(_V0_PREFIX):
+            return _b58encode(raw)
+        return "b" + base64.b32encode(raw).decode("ascii").lower().rstrip("=")
+
+    def encode(self, base: str = "base32") -> str:
+        """cbrrr's text-form API; only the canonical form is produced."""
+        if base != "base32":
+            raise CidError(f"unsupported multibase {base!r}")
+        return str(self)
 
     def __repr__(self) -> str:
         return f"CID({self})"
 
+    # Ordering is by binary form: stable, cheap, and what sorted CAR/MST tooling expects.
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, cbrrr.CID):
             return NotImplemented
         return self.cid_bytes < other.cid_bytes
 
-    @staticmethod
-    def _b58encode(raw: bytes) -> str:
-        num = int.from_bytes(raw, "big")
-        out = ""
-        while num:
-            num, rem = divmod(num, 58)
-            out = _B58_ALPHABET[rem] + out
-        pad = len(raw) - len(raw.lstrip(b"\x00"))
-        return "1" * pad + out
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, cbrrr.CID):
+            return NotImplemented
+        return self.cid_bytes <= other.cid_bytes
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, cbrrr.CID):
+            return NotImplemented
+        return self.cid_bytes > other.cid_bytes
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, cbrrr.CID):
+            return NotImplemented
+        return self.cid_bytes >= other.cid_bytes
+
+
+def is_cid_string(text: str) -> bool:
+    """Whether `text` is a canonical CID string (base32 CIDv1 or base58btc CIDv0)."""
+    try:
+        CID.parse(text)
+    except CidError:
+        return False
+    return True
