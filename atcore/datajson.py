@@ -39,7 +39,7 @@ MAX_DEPTH: Final = 32
 MAX_CONTAINER_LEN: Final = 128 * 1024
 MAX_KEY_BYTES: Final = 8192
 # Output conversion is applied to data we already hold; it only guards against runaway recursion.
-MAX_OUTPUT_DEPTH: Final = 500
+MAX_OUTPUT_DEPTH: Final = 256
 
 _LINK: Final = "$link"
 _BYTES: Final = "$bytes"
@@ -84,7 +84,11 @@ def _from_json(obj: Any, depth: int, max_depth: int) -> Any:
     if kind is list:
         if len(obj) > MAX_CONTAINER_LEN:
             raise DataModelError(f"array of {len(obj)} items exceeds {MAX_CONTAINER_LEN}")
-        return [_from_json(item, depth + 1, max_depth) for item in obj]
+        # Plain loops, not comprehensions: a comprehension costs a second stack frame per level.
+        items = []
+        for item in obj:
+            items.append(_from_json(item, depth + 1, max_depth))
+        return items
     if kind is dict:
         return _object_from_json(obj, depth, max_depth)
     raise DataModelError(f"{kind.__name__} is not a JSON value")
@@ -186,7 +190,10 @@ def _to_json(value: Any, depth: int, max_depth: int) -> Any:
             out[key] = _to_json(item, depth + 1, max_depth)
         return out
     if kind is list:
-        return [_to_json(item, depth + 1, max_depth) for item in value]
+        items = []
+        for item in value:
+            items.append(_to_json(item, depth + 1, max_depth))
+        return items
     if kind is CID:
         return {_LINK: str(value)}
     if kind is bytes:
