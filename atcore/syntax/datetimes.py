@@ -26,9 +26,10 @@ from atcore.syntax._common import shown
 from atcore.syntax.errors import InvalidDatetime
 
 DATETIME_MAX_LENGTH: Final = 64
-_SYNTAX_MATCH: Final = re.compile(
-    r"[0-9]{4}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-6][0-9]:[0-6][0-9]"
-    r"(?:\.[0-9]{1,20})?(?:Z|[+-][0-2][0-9]:[0-5][0-9])"
+# The spec's reference regex, with capture groups so one match also yields the fields.
+_STRICT_MATCH: Final = re.compile(
+    r"([0-9]{4})-([01][0-9])-([0-3][0-9])T([0-2][0-9]):([0-6][0-9]):([0-6][0-9])"
+    r"(?:\.([0-9]{1,20}))?(?:Z|([+-])([0-2][0-9]):([0-5][0-9]))"
 ).fullmatch
 _LENIENT_MATCH: Final = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -70,28 +71,37 @@ def _days_in_month(year: int, month: int) -> int:
     return 29 if month == 2 and _is_leap(year) else _MONTH_DAYS[month - 1]
 
 
-def _fields(value: str) -> _Fields:
-    """Split a syntactically valid (strict) datetime into numbers; positions are fixed."""
-    tail = value[19:]
-    fraction = ""
-    if tail.startswith("."):
-        end = 1
-        while end < len(tail) and tail[end].isdigit():
-            end += 1
-        fraction, tail = tail[1:end], tail[end:]
-    offset = 0 if tail == "Z" else int(tail[1:3]) * 60 + int(tail[4:6])
-    if tail.startswith("-"):
-        offset = -offset
+def _strict_fields(value: str) -> _Fields | None:
+    """The fields of a datetime that passes the strict syntax check; None when it does not."""
+    match = _STRICT_MATCH(value) if len(value) <= DATETIME_MAX_LENGTH else None
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    offset = 0
+    if sign is not None:
+        offset = int(off_h) * 60 + int(off_m)
+        if sign == "-":
+            if offset == 0:  # "-00:00" means "offset unknown" in RFC 3339: not allowed
+                return None
+            offset = -offset
     return _Fields(
-        int(value[0:4]),
-        int(value[5:7]),
-        int(value[8:10]),
-        int(value[11:13]),
-        int(value[14:16]),
-        int(value[17:19]),
-        fraction,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        fraction or "",
         offset,
     )
+
+
+def _fields(value: str) -> _Fields:
+    """The fields of a value already known to be valid (a `Datetime`)."""
+    fields = _strict_fields(value)
+    if fields is None:  # pragma: no cover - a Datetime was validated on construction
+        raise InvalidDatetime(f"invalid datetime syntax: {shown(value)}")
+    return fields
 
 
 def _epoch_seconds(f: _Fields) -> int:
@@ -110,18 +120,15 @@ def _semantic_error(f: _Fields) -> str | None:
         return "time of day out of range"
     if abs(f.offset_minutes) >= 24 * 60:
         return "timezone offset out of range"
-    if _epoch_seconds(f) < _YEAR_ZERO_EPOCH_SECONDS:
+    # Only a year-0 value with a positive offset can normalize to before year 0.
+    if f.year == 0 and _epoch_seconds(f) < _YEAR_ZERO_EPOCH_SECONDS:
         return "normalizes to a time before year 0"
     return None
 
 
 def is_valid_datetime_syntax(value: str) -> bool:
     """The spec's syntax check alone (no calendar semantics)."""
-    return (
-        len(value) <= DATETIME_MAX_LENGTH
-        and _SYNTAX_MATCH(value) is not None
-        and not value.endswith("-00:00")
-    )
+    return _strict_fields(value) is not None
 
 
 class Datetime(str):
@@ -130,9 +137,10 @@ class Datetime(str):
     __slots__ = ()
 
     def __new__(cls, value: str) -> Self:
-        if not is_valid_datetime_syntax(value):
+        fields = _strict_fields(value)
+        if fields is None:
             raise InvalidDatetime(f"invalid datetime syntax: {shown(value)}")
-        problem = _semantic_error(_fields(value))
+        problem = _semantic_error(fields)
         if problem is not None:
             raise InvalidDatetime(f"invalid datetime ({problem}): {shown(value)}")
         return super().__new__(cls, value)
@@ -143,7 +151,11 @@ class Datetime(str):
         if moment.tzinfo is None or moment.utcoffset() is None:
             raise InvalidDatetime("a naive datetime has no timezone; atproto requires one")
         utc = moment.astimezone(dt.UTC)
-        return cls(utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z")
+        # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on glibc.
+        return cls(
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+            f"{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+        )
 
     @classmethod
     def now(cls) -> Datetime:
@@ -177,7 +189,8 @@ def parse_datetime(value: str) -> Datetime:
 
 
 def is_valid_datetime(value: str) -> bool:
-    return is_valid_datetime_syntax(value) and _semantic_error(_fields(value)) is None
+    fields = _strict_fields(value)
+    return fields is not None and _semantic_error(fields) is None
 
 
 def parse_datetime_lenient(value: str) -> Datetime:

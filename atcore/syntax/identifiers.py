@@ -209,7 +209,12 @@ CLOCK_ID_MASK: Final = (1 << CLOCK_ID_BITS) - 1
 
 
 class Tid(str):
-    """Timestamp Identifier: 53-bit microsecond timestamp and 10-bit clock id, base32-sortable."""
+    """Timestamp Identifier: 53-bit microsecond timestamp and 10-bit clock id, base32-sortable.
+
+    The syntax (spec regex and fixtures) admits first characters up to `j`, i.e. any value that
+    fits 64 bits; generators only ever produce `2`-`b` (top bit clear). For a TID beyond that,
+    `timestamp_us` is simply larger than 53 bits.
+    """
 
     __slots__ = ()
 

@@ -79,15 +79,21 @@ def _has_duplicates(run: str) -> bool:
     return len(set(subtags)) != len(subtags)
 
 
-def _duplicate_problem(value: str) -> str | None:
+def _language_problem(value: str) -> str | None:
+    """Why `value` is not a valid language tag, or None when it is (one regex match)."""
+    if len(value) > LANGUAGE_MAX_LENGTH:
+        return "too long"
     match = _LANGTAG_MATCH(value)
-    if match is None:  # grandfathered or private use: nothing to check
-        return None
-    if _has_duplicates(match["variants"]):
+    if match is None:
+        return None if _is_grandfathered_or_private(value) else "not a well-formed BCP 47 tag"
+    variants, extensions = match.group("variants", "extensions")
+    if variants and _has_duplicates(variants):
         return "repeated variant subtag"
-    singletons = [tag for tag in match["extensions"].lower().split("-") if len(tag) == 1]
-    if len(set(singletons)) != len(singletons):
-        return "repeated extension singleton"
+    if extensions:
+        # Extension subtags are 2-8 chars, so the 1-char subtags are exactly the singletons.
+        singletons = [tag for tag in extensions.lower().split("-") if len(tag) == 1]
+        if len(set(singletons)) != len(singletons):
+            return "repeated extension singleton"
     return None
 
 
@@ -97,9 +103,7 @@ class Language(str):
     __slots__ = ()
 
     def __new__(cls, value: str) -> Self:
-        if not is_valid_language_syntax(value):
-            raise InvalidLanguage(f"invalid language tag: {shown(value)}")
-        problem = _duplicate_problem(value)
+        problem = _language_problem(value)
         if problem is not None:
             raise InvalidLanguage(f"invalid language tag ({problem}): {shown(value)}")
         return super().__new__(cls, value)
@@ -115,4 +119,4 @@ def parse_language(value: str) -> Language:
 
 
 def is_valid_language(value: str) -> bool:
-    return is_valid_language_syntax(value) and _duplicate_problem(value) is None
+    return _language_problem(value) is None
