@@ -1,0 +1,264 @@
+"""MST keys and nodes: key rules, key height, and the strict node codec.
+
+A node block is canonical DAG-CBOR `{"e": [entry...], "l": CID | null}` with each entry
+`{"k": suffix bytes, "p": prefix length, "t": CID | null, "v": CID}`. Keys are compressed against
+the previous key *in the same node*; the first entry carries its whole key with `p = 0`.
+
+In memory a node is the flat form `keys[i]`, `vals[i]` and `subs[0..n]`, where `subs[0]` is `l`
+and `subs[i + 1]` is entry i's `t`: the subtree between `keys[i]` and `keys[i + 1]`. A sub is a
+loaded `Node`, the `CID` of a node not yet loaded, or `None`. Keys are kept as ASCII `bytes` (the
+MST key is a byte string; byte order is the tree order).
+
+Encoding is hand-assembled (the shape is fixed, and this is the write path's hot loop); a test
+checks it byte-for-byte against the generic DAG-CBOR encoder. Decoding goes through cbrrr, which
+rejects non-canonical CBOR, and then checks everything MST-specific: field set, link formats,
+maximal prefix compression, strictly ascending keys, key syntax and every key's height.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Final, TypeAlias
+
+import cbrrr
+
+from atcore.cid import CID, CidError
+from atcore.mst.errors import InvalidKeyError, MalformedNodeError
+
+MAX_KEY_BYTES: Final = 1024
+_KEY_RE: Final = re.compile(rb"[A-Za-z0-9_~.:\-]+/[A-Za-z0-9_~.:\-]+")
+_DOT_SEGMENTS: Final = (b".", b"..")
+_NODE_FIELDS: Final = frozenset(("e", "l"))
+_ENTRY_FIELDS: Final = frozenset(("k", "p", "t", "v"))
+
+Sub: TypeAlias = "Node | CID | None"
+
+
+# -- keys --------------------------------------------------------------------------------------
+def key_height(key: str | bytes) -> int:
+    """The layer of `key`: leading zero bits of SHA-256(key), counted in 2-bit chunks (fanout 4)."""
+    raw = key.encode() if isinstance(key, str) else key
+    digest = int.from_bytes(hashlib.sha256(raw).digest(), "big")
+    return (256 - digest.bit_length()) // 2
+
+
+def common_prefix_len(a: str | bytes, b: str | bytes) -> int:
+    """Length of the longest common prefix of two strings (or two byte strings)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # invariant: a[:lo] == b[:lo] and a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def is_valid_key(key: str | bytes) -> bool:
+    """True for a valid MST key: `collection/rkey`, chars `A-Za-z0-9 . - _ : ~`, <= 1024 bytes."""
+    if isinstance(key, str):
+        if not key.isascii():
+            return False
+        key = key.encode()
+    if len(key) > MAX_KEY_BYTES or _KEY_RE.fullmatch(key) is None:
+        return False
+    collection, _, rkey = key.partition(b"/")
+    return collection not in _DOT_SEGMENTS and rkey not in _DOT_SEGMENTS
+
+
+def key_bytes(key: str) -> bytes:
+    """Validate a repo path and return it as the MST key bytes."""
+    if not is_valid_key(key):
+        raise InvalidKeyError(f"not a valid MST key: {key[:100]!r}")
+    return key.encode()
+
+
+# -- the in-memory node ------------------------------------------------------------------------
+class Node:
+    """One tree node; `cid is None` means it changed since it was last encoded."""
+
+    __slots__ = ("block", "cid", "fresh", "keys", "layer", "subs", "vals")
+
+    def __init__(
+        self,
+        layer: int,
+        keys: list[bytes],
+        vals: list[CID],
+        subs: list[Sub],
+        cid: CID | None = None,
+        block: bytes | None = None,
+    ) -> None:
+        self.layer = layer
+        self.keys = keys
+        self.vals = vals
+        self.subs = subs
+        self.cid = cid
+        self.block = block
+        # True once encoded by us (rather than loaded): its block is new to the store.
+        self.fresh = False
+
+    @classmethod
+    def empty(cls) -> Node:
+        return cls(0, [], [], [None])
+
+    def is_empty(self) -> bool:
+        """No keys and no subtree: only valid as the root of an empty tree."""
+        return not self.keys and self.subs[0] is None
+
+    def touch(self) -> None:
+        """Forget the cached encoding after a change."""
+        self.cid = None
+        self.block = None
+        self.fresh = False
+
+    def encode(self) -> tuple[CID, bytes]:
+        """Encode (children must already have CIDs) and cache the result."""
+        if self.cid is not None and self.block is not None:
+            return self.cid, self.block
+        sub_cids: list[CID | None] = []
+        for sub in self.subs:
+            if isinstance(sub, Node):
+                if sub.cid is None:
+                    raise RuntimeError("a child must be encoded before its parent")
+                sub_cids.append(sub.cid)
+            else:
+                sub_cids.append(sub)
+        block = encode_node(self.keys, self.vals, sub_cids)
+        self.cid = CID.for_dag_cbor(block)
+        self.block = block
+        self.fresh = True
+        return self.cid, block
+
+    @classmethod
+    def from_block(cls, cid: CID, block: bytes, layer: int | None) -> Node:
+        """Decode a stored node. `layer` is what its parent implies; None for the root."""
+        keys, vals, subs = decode_node(block)
+        if layer is None:
+            if not keys and subs[0] is not None:
+                raise MalformedNodeError(f"root node {cid} has no entries but a subtree")
+            layer = key_height(keys[0]) if keys else 0
+        elif layer < 0:
+            raise MalformedNodeError(f"node {cid} sits below layer 0")
+        elif not keys and subs[0] is None:
+            raise MalformedNodeError(f"non-root node {cid} is empty")
+        for key in keys:
+            if key_height(key) != layer:
+                raise MalformedNodeError(f"key {key!r} in node {cid} does not belong on layer {layer}")
+        if layer == 0 and any(s is not None for s in subs):
+            raise MalformedNodeError(f"layer-0 node {cid} links a subtree")
+        return cls(layer, keys, vals, list(subs), cid, block)
+
+
+# -- codec -------------------------------------------------------------------------------------
+def _head(major: int, n: int) -> bytes:
+    """A CBOR item head with the minimal-length argument."""
+    if n < 24:
+        return bytes((major | n,))
+    if n < 0x100:
+        return bytes((major | 24, n))
+    if n < 0x10000:
+        return bytes((major | 25,)) + n.to_bytes(2, "big")
+    if n < 0x100000000:
+        return bytes((major | 26,)) + n.to_bytes(4, "big")
+    return bytes((major | 27,)) + n.to_bytes(8, "big")
+
+
+_LINK_HEAD_36: Final = b"\xd8\x2a\x58\x25\x00"  # tag 42, 37-byte string, multibase identity 0x00
+
+
+def _link(cid: CID | None) -> bytes:
+    if cid is None:
+        return b"\xf6"
+    raw = cid.cid_bytes
+    if len(raw) == 36:
+        return _LINK_HEAD_36 + raw
+    return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
+
+
+def encode_node(keys: Sequence[bytes], vals: Sequence[CID], subs: Sequence[CID | None]) -> bytes:
+    """Canonical DAG-CBOR of a node (map keys in canonical order: `e` `l`; `k` `p` `t` `v`)."""
+    parts = [b"\xa2\x61e", _head(0x80, len(keys))]
+    append = parts.append
+    prev = b""
+    for i, key in enumerate(keys):
+        p = common_prefix_len(prev, key)
+        suffix = key[p:]
+        append(b"\xa4\x61k")
+        append(_head(0x40, len(suffix)))
+        append(suffix)
+        append(b"\x61p" + _head(0, p) + b"\x61t")
+        append(_link(subs[i + 1]))
+        append(b"\x61v")
+        append(_link(vals[i]))
+        prev = key
+    append(b"\x61l")
+    append(_link(subs[0]))
+    return b"".join(parts)
+
+
+def _node_link(value: object, what: str) -> CID | None:
+    """A subtree link: null or a dag-cbor/sha-256 CID (the only form allowed between nodes)."""
+    if value is None:
+        return None
+    if type(value) is not CID or not value.is_cidv1_dag_cbor_sha256_32():
+        raise MalformedNodeError(f"{what} is not a dag-cbor sha-256 CID link")
+    return value
+
+
+def _value_link(value: object) -> CID:
+    """A record link: any well-formed CID (kept exactly as written, never normalised)."""
+    if type(value) is not CID:
+        raise MalformedNodeError("entry value is not a CID link")
+    if not (value.is_cidv1_dag_cbor_sha256_32() or value.is_cidv1_raw_sha256_32()):
+        try:
+            CID.from_bytes(value.cid_bytes)
+        except CidError as exc:
+            raise MalformedNodeError(f"entry value is a malformed CID: {exc}") from exc
+    return value
+
+
+def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]:
+    """Strictly decode a node block into (keys, vals, subs); layer checks are the caller's."""
+    try:
+        data = cbrrr.decode_dag_cbor(block, cid_ctor=CID)
+    except (cbrrr.CbrrrDecodeError, ValueError, EOFError) as exc:
+        raise MalformedNodeError(f"node is not canonical DAG-CBOR: {exc}") from exc
+    if type(data) is not dict or data.keys() != _NODE_FIELDS:
+        raise MalformedNodeError("node must be a map with exactly the fields 'e' and 'l'")
+    entries = data["e"]
+    if type(entries) is not list:
+        raise MalformedNodeError("node field 'e' must be an array")
+    keys: list[bytes] = []
+    vals: list[CID] = []
+    subs: list[CID | None] = [_node_link(data["l"], "node field 'l'")]
+    prev = b""
+    for entry in entries:
+        if type(entry) is not dict or entry.keys() != _ENTRY_FIELDS:
+            raise MalformedNodeError("entry must be a map with exactly the fields k, p, t, v")
+        key = _entry_key(entry["p"], entry["k"], prev)
+        keys.append(key)
+        vals.append(_value_link(entry["v"]))
+        subs.append(_node_link(entry["t"], "entry field 't'"))
+        prev = key
+    return keys, vals, subs
+
+
+def _entry_key(prefix_len: object, suffix: object, prev: bytes) -> bytes:
+    """Rebuild a key from its compressed form, enforcing canonical compression and order."""
+    if type(prefix_len) is not int or type(suffix) is not bytes:
+        raise MalformedNodeError("entry 'p' must be an integer and 'k' a byte string")
+    if prefix_len < 0 or prefix_len > len(prev):
+        raise MalformedNodeError(f"prefix length {prefix_len} exceeds the previous key")
+    if prefix_len < len(prev) and suffix[:1] == prev[prefix_len : prefix_len + 1]:
+        raise MalformedNodeError("prefix compression is not maximal")
+    key = prev[:prefix_len] + suffix
+    if key <= prev and prev:
+        raise MalformedNodeError(f"keys are not strictly ascending at {key!r}")
+    if not is_valid_key(key):
+        raise MalformedNodeError(f"invalid MST key {key[:100]!r} in node")
+    return key

@@ -1,0 +1,420 @@
+"""The Merkle Search Tree: a mutable, lazily loaded view of one repository's key → CID map.
+
+Shape (the atproto repository spec): every key lives on layer `key_height(key)`; the root sits
+on the highest layer present; a node on layer L holds the layer-L keys of its key range and, in
+each gap between them, a subtree on layer L - 1 when any lower key falls in that gap. Subtree
+links never skip a layer (a node with no keys but one subtree is kept as a bridge), empty nodes
+are pruned, and only the empty tree is a lone node with no entries. The shape is therefore a
+pure function of the key set: the same pairs give the same root whatever the insertion order.
+
+Operations mutate nodes in place and drop the cached CID of every node on the changed path;
+`root_cid()` re-encodes exactly those nodes, so a write costs O(depth) encodings, and
+`new_blocks()` returns exactly the blocks a commit must store. Nodes are decoded from the
+`BlockStore` only when an operation reaches them, which also lets a tree be built on a partial
+block set (a Sync 1.1 CAR slice): reaching an absent node raises `MissingBlockError`.
+
+If an operation raises, the tree may be half-modified: discard it and load the root again.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Final
+
+from atcore.cid import CID
+from atcore.mst.blockstore import BlockStore, MemoryBlockStore
+from atcore.mst.errors import (
+    KeyExistsError,
+    KeyNotFoundError,
+    MalformedNodeError,
+    MissingBlockError,
+    OpMismatchError,
+)
+from atcore.mst.node import Node, key_bytes, key_height
+from atcore.mst.ops import RecordOp
+
+# What a write expects to find (see `_guard`): anything, nothing (None), any value, or a CID.
+_ANY: Final = object()
+_PRESENT: Final = object()
+
+
+def _guard(key: bytes, prev: CID | None, expect: object) -> None:
+    """Raise before mutating when the current value `prev` is not what the write expects."""
+    if expect is _ANY:
+        return
+    if expect is None:
+        if prev is not None:
+            raise KeyExistsError(f"key {key.decode()!r} already exists")
+    elif prev is None:
+        raise KeyNotFoundError(f"key {key.decode()!r} does not exist")
+    elif expect is not _PRESENT and prev != expect:
+        raise OpMismatchError(f"key {key.decode()!r} holds {prev}, expected {expect}")
+
+
+class MST:
+    """A repository tree over a block store. Keys are repo paths (`collection/rkey`)."""
+
+    __slots__ = ("_root", "_store")
+
+    def __init__(self, store: BlockStore, root: Node) -> None:
+        self._store = store
+        self._root = root
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, store: BlockStore | None = None) -> MST:
+        """An empty tree (reads, if any, go to `store`)."""
+        return cls(store if store is not None else MemoryBlockStore(), Node.empty())
+
+    @classmethod
+    def load(cls, store: BlockStore, root: CID) -> MST:
+        """The tree rooted at `root`; only the root node is decoded now."""
+        if not root.is_cidv1_dag_cbor_sha256_32():
+            raise MalformedNodeError(f"MST root {root} is not a dag-cbor sha-256 CID")
+        tree = cls(store, Node.empty())
+        tree._root = tree._load(root, None)
+        return tree
+
+    @classmethod
+    def from_items(cls, items: Iterable[tuple[str, CID]], store: BlockStore | None = None) -> MST:
+        """A tree holding `items` (later duplicates win)."""
+        tree = cls.create(store)
+        for key, value in items:
+            tree.put(key, value)
+        return tree
+
+    # -- node access (shared with diff, proof and invert) ------------------------------------
+    @property
+    def root(self) -> Node:
+        return self._root
+
+    @property
+    def store(self) -> BlockStore:
+        return self._store
+
+    def child(self, node: Node, index: int) -> Node | None:
+        """Sub `index` of `node`, decoding it from the store on first use."""
+        sub = node.subs[index]
+        if sub is None or isinstance(sub, Node):
+            return sub
+        loaded = self._load(sub, node.layer - 1)
+        node.subs[index] = loaded
+        return loaded
+
+    def resolve(self, sub: Node | CID, layer: int) -> Node:
+        """A sub as a node, without attaching it to its parent."""
+        return sub if isinstance(sub, Node) else self._load(sub, layer)
+
+    def _load(self, cid: CID, layer: int | None) -> Node:
+        block = self._store.get(cid)
+        if block is None:
+            raise MissingBlockError(cid)
+        if CID.for_dag_cbor(block) != cid:
+            raise MalformedNodeError(f"block stored under {cid} does not hash to it")
+        return Node.from_block(cid, block, layer)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, key: str) -> CID | None:
+        """The value at `key`, or None."""
+        return self._get(key_bytes(key))
+
+    def _get(self, key: bytes) -> CID | None:
+        height = key_height(key)
+        node: Node | None = self._root
+        while node is not None and height <= node.layer:
+            i = bisect_left(node.keys, key)
+            if height == node.layer:
+                return node.vals[i] if i < len(node.keys) and node.keys[i] == key else None
+            node = self.child(node, i)
+        return None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def is_empty(self) -> bool:
+        return self._root.is_empty()
+
+    def items(self) -> Iterator[tuple[str, CID]]:
+        """Every (key, value) in key order."""
+        return self._walk(None, None, reverse=False)
+
+    def list(
+        self,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[tuple[str, CID]]:
+        """Pairs with after < key < before (bounds exclusive), ascending unless `reverse`."""
+        lo = after.encode() + b"\x00" if after is not None else None  # next byte string after it
+        hi = before.encode() if before is not None else None
+        return list(islice(self._walk(lo, hi, reverse=reverse), limit))
+
+    def list_prefix(self, prefix: str, *, limit: int | None = None) -> list[tuple[str, CID]]:
+        """Pairs whose key starts with `prefix` (e.g. `"app.bsky.feed.post/"`), ascending."""
+        return list(islice(self.iter_prefix(prefix), limit))
+
+    def iter_prefix(self, prefix: str, *, reverse: bool = False) -> Iterator[tuple[str, CID]]:
+        raw = prefix.encode()
+        end = _prefix_end(raw)
+        return self._walk(raw or None, end, reverse=reverse)
+
+    def _walk(self, lo: bytes | None, hi: bytes | None, *, reverse: bool) -> Iterator[tuple[str, CID]]:
+        walk = self._walk_desc if reverse else self._walk_asc
+        for key, value in walk(self._root, lo, hi):
+            yield key.decode(), value
+
+    def _walk_asc(
+        self, node: Node, lo: bytes | None, hi: bytes | None
+    ) -> Iterator[tuple[bytes, CID]]:
+        """Keys in [lo, hi) under `node`; only subtrees overlapping the range are visited."""
+        keys, vals = node.keys, node.vals
+        first = 0 if lo is None else bisect_left(keys, lo)
+        last = len(keys) if hi is None else bisect_left(keys, hi)
+        for i in range(first, last + 1):
+            sub = self.child(node, i)
+            if sub is not None:
+                yield from self._walk_asc(sub, lo if i == first else None, hi if i == last else None)
+            if i < last:
+                yield keys[i], vals[i]
+
+    def _walk_desc(
+        self, node: Node, lo: bytes | None, hi: bytes | None
+    ) -> Iterator[tuple[bytes, CID]]:
+        keys, vals = node.keys, node.vals
+        first = 0 if lo is None else bisect_left(keys, lo)
+        last = len(keys) if hi is None else bisect_left(keys, hi)
+        for i in range(last, first - 1, -1):
+            if i < last:
+                yield keys[i], vals[i]
+            sub = self.child(node, i)
+            if sub is not None:
+                yield from self._walk_desc(
+                    sub, lo if i == first else None, hi if i == last else None
+                )
+
+    # -- writes ------------------------------------------------------------------------------
+    def put(self, key: str, value: CID) -> CID | None:
+        """Create or update `key`; returns the previous value."""
+        return self._put(key_bytes(key), value, _ANY)
+
+    def add(self, key: str, value: CID) -> None:
+        """Create `key`; raises `KeyExistsError` if present."""
+        self._put(key_bytes(key), value, None)
+
+    def update(self, key: str, value: CID, *, prev: CID | None = None) -> CID:
+        """Change an existing key (checking its current value when `prev` is given)."""
+        old = self._put(key_bytes(key), value, _PRESENT if prev is None else prev)
+        assert old is not None  # the guard raised otherwise
+        return old
+
+    def delete(self, key: str, *, prev: CID | None = None) -> CID:
+        """Remove an existing key (checking its current value when `prev` is given)."""
+        old = self._remove(key_bytes(key), _PRESENT if prev is None else prev)
+        assert old is not None
+        return old
+
+    def remove(self, key: str) -> CID | None:
+        """Remove `key` if present; returns the value it had."""
+        return self._remove(key_bytes(key), _ANY)
+
+    def apply(self, ops: Iterable[RecordOp]) -> list[RecordOp]:
+        """Apply writes in order; returns them with `prev` resolved from the tree."""
+        done: list[RecordOp] = []
+        for op in ops:
+            key = key_bytes(op.path)
+            expect: object = _PRESENT if op.prev is None else op.prev
+            if op.action == "delete":
+                prev = self._remove(key, expect)
+            else:
+                assert op.cid is not None
+                prev = self._put(key, op.cid, None if op.action == "create" else expect)
+            done.append(RecordOp(op.action, op.path, op.cid, prev))
+        return done
+
+    def _put(self, key: bytes, value: CID, expect: object) -> CID | None:
+        height = key_height(key)
+        root = self._root
+        if root.is_empty() or height > root.layer:
+            _guard(key, None, expect)
+            if root.is_empty():
+                self._root = Node(height, [key], [value], [None, None])
+            else:
+                left, right = self._split(root, key)
+                subs = [_lift(left, height - 1), _lift(right, height - 1)]
+                self._root = Node(height, [key], [value], subs)
+            return None
+        return self._insert(root, key, value, height, expect)
+
+    def _insert(self, node: Node, key: bytes, value: CID, height: int, expect: object) -> CID | None:
+        i = bisect_left(node.keys, key)
+        if node.layer == height:
+            if i < len(node.keys) and node.keys[i] == key:
+                prev = node.vals[i]
+                _guard(key, prev, expect)
+                if prev != value:
+                    node.vals[i] = value
+                    node.touch()
+                return prev
+            _guard(key, None, expect)
+            left, right = self._split(self.child(node, i), key)
+            node.keys.insert(i, key)
+            node.vals.insert(i, value)
+            node.subs[i : i + 1] = [left, right]
+            node.touch()
+            return None
+        sub = self.child(node, i)
+        if sub is None:
+            _guard(key, None, expect)
+            node.subs[i] = _lift(Node(height, [key], [value], [None, None]), node.layer - 1)
+            node.touch()
+            return None
+        prev = self._insert(sub, key, value, height, expect)
+        if sub.cid is None:
+            node.touch()
+        return prev
+
+    def _split(self, node: Node | None, key: bytes) -> tuple[Node | None, Node | None]:
+        """Cut a subtree into the parts below and above `key` (which it does not contain)."""
+        if node is None:
+            return None, None
+        i = bisect_left(node.keys, key)
+        sub = self.child(node, i)
+        low, high = self._split(sub, key)
+        if i == len(node.keys) and low is sub and high is None:
+            return node, None  # wholly below the key: keep the node (and its cached CID)
+        if i == 0 and high is sub and low is None:
+            return None, node
+        left = Node(node.layer, node.keys[:i], node.vals[:i], [*node.subs[:i], low])
+        right = Node(node.layer, node.keys[i:], node.vals[i:], [high, *node.subs[i + 1 :]])
+        return (None if left.is_empty() else left), (None if right.is_empty() else right)
+
+    def _remove(self, key: bytes, expect: object) -> CID | None:
+        height = key_height(key)
+        root = self._root
+        prev = self._delete(root, key, height, expect) if height <= root.layer else None
+        if prev is None:
+            _guard(key, None, expect if expect is _ANY else _PRESENT)
+            return None
+        while not root.keys:  # the top may now be a bare pointer: trim it
+            top = self.child(root, 0)
+            if top is None:
+                root = Node.empty()
+                break
+            root = top
+        self._root = root
+        return prev
+
+    def _delete(self, node: Node, key: bytes, height: int, expect: object) -> CID | None:
+        i = bisect_left(node.keys, key)
+        if node.layer == height:
+            if i == len(node.keys) or node.keys[i] != key:
+                return None
+            prev = node.vals[i]
+            _guard(key, prev, expect)
+            left, right = node.subs[i], node.subs[i + 1]
+            if left is not None and right is not None:
+                merged: Node | CID | None = self._merge(
+                    self.resolve(left, node.layer - 1), self.resolve(right, node.layer - 1)
+                )
+            else:
+                merged = left if right is None else right
+            del node.keys[i]
+            del node.vals[i]
+            node.subs[i : i + 2] = [merged]
+            node.touch()
+            return prev
+        sub = self.child(node, i)
+        if sub is None:
+            return None
+        prev = self._delete(sub, key, height, expect)
+        if prev is not None:
+            if sub.is_empty():
+                node.subs[i] = None
+            node.touch()
+        return prev
+
+    def _merge(self, left: Node, right: Node) -> Node:
+        """Join two adjacent same-layer subtrees, zipping their facing edges recursively."""
+        inner_left, inner_right = left.subs[-1], right.subs[0]
+        if inner_left is not None and inner_right is not None:
+            layer = left.layer - 1
+            seam: Node | CID | None = self._merge(
+                self.resolve(inner_left, layer), self.resolve(inner_right, layer)
+            )
+        else:
+            seam = inner_right if inner_left is None else inner_left
+        left.keys.extend(right.keys)
+        left.vals.extend(right.vals)
+        left.subs[-1] = seam
+        left.subs.extend(right.subs[1:])
+        left.touch()
+        return left
+
+    # -- encoding ----------------------------------------------------------------------------
+    def root_cid(self) -> CID:
+        """The root CID, re-encoding only the nodes changed since they were last encoded."""
+        return _seal(self._root)
+
+    def new_blocks(self) -> dict[CID, bytes]:
+        """Blocks of the current tree encoded here (not loaded) since load or `mark_stored()`."""
+        _seal(self._root)
+        out: dict[CID, bytes] = {}
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if not node.fresh:
+                continue  # loaded or stored already; so is everything below it
+            assert node.cid is not None and node.block is not None
+            out[node.cid] = node.block
+            stack.extend(sub for sub in node.subs if isinstance(sub, Node))
+        return out
+
+    def mark_stored(self) -> None:
+        """Record that the caller has persisted `new_blocks()`."""
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            if node.fresh:
+                node.fresh = False
+                stack.extend(sub for sub in node.subs if isinstance(sub, Node))
+
+    def iter_blocks(self) -> Iterator[tuple[CID, bytes]]:
+        """Every node block of the tree, pre-order (for a full repo export)."""
+        _seal(self._root)
+        stack = [self._root]
+        while stack:
+            node = stack.pop()
+            assert node.cid is not None and node.block is not None
+            yield node.cid, node.block
+            # resolve without attaching: an export must not pin the whole repo in memory
+            for sub in reversed(node.subs):
+                if sub is not None:
+                    stack.append(self.resolve(sub, node.layer - 1))
+
+
+def _seal(node: Node) -> CID:
+    if node.cid is not None:
+        return node.cid
+    for sub in node.subs:
+        if isinstance(sub, Node) and sub.cid is None:
+            _seal(sub)
+    return node.encode()[0]
+
+
+def _lift(node: Node | None, layer: int) -> Node | None:
+    """Stack bridge nodes on `node` until it sits on `layer` (links may not skip layers)."""
+    while node is not None and node.layer < layer:
+        node = Node(node.layer + 1, [], [], [node])
+    return node
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with `prefix`."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes((trimmed[-1] + 1,))
