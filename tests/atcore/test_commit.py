@@ -23,6 +23,7 @@ DID = parse_did("did:plc:ewvi7nxzyoun6zhxrhs64oiz")
 REV = parse_tid("3l3qo2vutsw2b")
 MST_ROOT = CID.for_dag_cbor(dagcbor.encode({"e": [], "l": None}))
 PREV = CID.for_dag_cbor(b"an earlier commit block")
+K256_KEY = K256Keypair.from_hex("9085d2bef69286a6cbb51623c8fa258629945cd55ca705cc4e66700396894e0c")
 
 
 def make_unsigned(prev: CID | None = None) -> UnsignedCommit:
@@ -86,9 +87,6 @@ def test_round_trip_property(rev_ms: int, clock: int, payload: bytes, with_prev:
     )
     commit = sign(unsigned, K256_KEY)
     assert SignedCommit.decode(commit.encode()) == commit
-
-
-K256_KEY = K256Keypair.from_hex("9085d2bef69286a6cbb51623c8fa258629945cd55ca705cc4e66700396894e0c")
 
 
 # -- canonical bytes ------------------------------------------------------------------------------
