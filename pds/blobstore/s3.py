@@ -1,0 +1,407 @@
+"""Blobs in an S3 bucket (AWS or any S3-compatible service), through boto3.
+
+Key layout (the reference PDS's, so an existing bucket can be reused):
+
+    tmp/<key>                 uploads not yet referenced by a record
+    blocks/<did>/<cid>        permanent blobs
+    quarantine/<did>/<cid>    blobs hidden by a takedown
+
+Uploads stream in parts of `part_size` (8 MiB): the first part is held back, so a blob that fits in
+it is sent with one PutObject; a larger one becomes a multipart upload and memory stays at about
+two parts per upload. A failed, cancelled or timed-out upload is aborted; a lifecycle rule that
+aborts incomplete multipart uploads after a day is still advisable for crashes.
+`upload_timeout` bounds a whole upload, as in the reference PDS (default 20 s).
+
+`make_permanent` is CopyObject then DeleteObject (CopyObject handles blobs up to 5 GiB, far above
+any PDS upload limit). Reads are (ranged) GetObject calls streamed in 256 KiB chunks.
+
+boto3 blocks, so every call runs on the store's own thread pool, keeping the event loop free and
+blob traffic from starving other users of the default executor. Checksums are only sent when S3
+requires them, which keeps S3-compatible services that predate CRC checksums working.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from atcore.cid import CID
+
+from .contract import (
+    BlobNotFound,
+    BlobReader,
+    BlobStoreError,
+    TempBlob,
+    UploadTimedOut,
+    check_did,
+    check_range,
+    check_temp_key,
+    resolve_range,
+)
+from .streaming import UploadMeter, batches, new_temp_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
+
+PART_SIZE: Final = 8 * 1024 * 1024
+DEFAULT_UPLOAD_TIMEOUT: Final = timedelta(seconds=20)
+DEFAULT_MAX_WORKERS: Final = 16
+_DELETE_BATCH: Final = 1000  # DeleteObjects accepts at most this many keys
+_MISSING_CODES: Final = frozenset({"NoSuchKey", "NotFound", "404"})
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+
+def make_s3_client(
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    force_path_style: bool = False,
+    max_connections: int = DEFAULT_MAX_WORKERS,
+) -> S3Client:
+    """A boto3 S3 client; without explicit keys boto3's usual credential chain applies."""
+    config = Config(
+        region_name=region,
+        s3={"addressing_style": "path" if force_path_style else "auto"},
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_connections,
+        connect_timeout=10,
+        read_timeout=60,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
+
+
+class S3BlobStore:
+    """A `BlobStore` on an S3 bucket."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        *,
+        upload_timeout: timedelta = DEFAULT_UPLOAD_TIMEOUT,
+        part_size: int = PART_SIZE,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.bucket = bucket
+        self._client = client
+        self._upload_timeout = upload_timeout.total_seconds()
+        self._part_size = part_size
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="blobstore-s3")
+
+    # -- uploads ---------------------------------------------------------------------------------
+    async def put_temp(
+        self,
+        chunks: AsyncIterator[bytes],
+        *,
+        max_size: int,
+        declared_mime: str | None = None,
+    ) -> TempBlob:
+        meter = UploadMeter(max_size=max_size)
+        key = new_temp_key()
+        upload = _PartUploader(self._client, self.bucket, _temp_key(key))
+        deadline = asyncio.timeout(self._upload_timeout)
+        try:
+            async with deadline:
+                async for batch in batches(chunks, meter, batch_size=self._part_size):
+                    await self._call(upload.absorb, batch, meter)
+                await self._call(upload.commit)
+        except BaseException as exc:
+            await self._discard(upload)
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                raise UploadTimedOut(f"upload took longer than {self._upload_timeout}s") from exc
+            raise
+        return meter.temp_blob(key, declared_mime)
+
+    async def _discard(self, upload: _PartUploader) -> None:
+        # Cleanup must not hide the original failure; leftovers are reclaimed by temp GC and the
+        # bucket's lifecycle rule.
+        try:
+            await self._call(upload.discard)
+        except BlobStoreError:
+            _log.warning("could not clean up a failed upload to %s", upload.key, exc_info=True)
+
+    async def temp_exists(self, key: str) -> bool:
+        return await self._object_exists(_temp_key(key))
+
+    async def make_permanent(self, temp_key: str, did: str, cid: CID) -> None:
+        source, target = _temp_key(temp_key), _blob_key(did, cid)
+        if not await self._object_exists(target):
+            try:
+                await self._copy(source, target)
+            except BlobNotFound:
+                if await self._object_exists(target):  # a concurrent or earlier call moved it
+                    return
+                raise
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=source)
+
+    async def delete_temp(self, key: str) -> None:
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=_temp_key(key))
+
+    async def list_temp_older_than(self, age: timedelta) -> list[str]:
+        cutoff = self._clock() - age.total_seconds()
+        return await self._call(self._temp_keys_before, cutoff)
+
+    def _temp_keys_before(self, cutoff: float) -> list[str]:
+        keys: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix="tmp/"):
+            keys.extend(
+                entry["Key"].removeprefix("tmp/")
+                for entry in page.get("Contents", [])
+                if entry["LastModified"].timestamp() < cutoff
+            )
+        return keys
+
+    # -- permanent blobs -------------------------------------------------------------------------
+    async def get(
+        self, did: str, cid: CID, *, start: int = 0, end: int | None = None
+    ) -> BlobReader:
+        check_range(start, end)
+        key = _blob_key(did, cid)
+        header = _range_header(start, end)
+        try:
+            if header is None:
+                response = await self._call(self._client.get_object, Bucket=self.bucket, Key=key)
+            else:
+                response = await self._call(
+                    self._client.get_object, Bucket=self.bucket, Key=key, Range=header
+                )
+        except _InvalidRange:
+            # S3 refuses a range starting past the end; report the size as HTTP 416 needs.
+            resolve_range(await self.size(did, cid), start, end)
+            raise BlobStoreError(f"S3 refused range {header} of {key}") from None
+        return _S3BlobReader.from_response(response, self._executor)
+
+    async def size(self, did: str, cid: CID) -> int:
+        head = await self._call(
+            self._client.head_object, Bucket=self.bucket, Key=_blob_key(did, cid)
+        )
+        return head["ContentLength"]
+
+    async def exists(self, did: str, cid: CID) -> bool:
+        return await self._object_exists(_blob_key(did, cid))
+
+    async def delete(self, did: str, cid: CID) -> None:
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=_blob_key(did, cid))
+
+    async def delete_many(self, did: str, cids: Iterable[CID]) -> None:
+        keys = [_blob_key(did, cid) for cid in cids]
+        for first in range(0, len(keys), _DELETE_BATCH):
+            await self._call(self._delete_keys, keys[first : first + _DELETE_BATCH])
+
+    def _delete_keys(self, keys: Sequence[str]) -> None:
+        response = self._client.delete_objects(
+            Bucket=self.bucket,
+            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+        )
+        if errors := response.get("Errors"):
+            raise BlobStoreError(f"S3 could not delete {len(errors)} blobs, e.g. {errors[0]}")
+
+    async def quarantine(self, did: str, cid: CID) -> None:
+        await self._move(_blob_key(did, cid), _quarantine_key(did, cid))
+
+    async def unquarantine(self, did: str, cid: CID) -> None:
+        await self._move(_quarantine_key(did, cid), _blob_key(did, cid))
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    async def _move(self, source: str, target: str) -> None:
+        try:
+            await self._copy(source, target)
+        except BlobNotFound:
+            if await self._object_exists(target):  # already moved
+                return
+            raise
+        await self._call(self._client.delete_object, Bucket=self.bucket, Key=source)
+
+    async def _copy(self, source: str, target: str) -> None:
+        await self._call(
+            self._client.copy_object,
+            Bucket=self.bucket,
+            Key=target,
+            CopySource={"Bucket": self.bucket, "Key": source},
+        )
+
+    async def _object_exists(self, key: str) -> bool:
+        try:
+            await self._call(self._client.head_object, Bucket=self.bucket, Key=key)
+        except BlobNotFound:
+            return False
+        return True
+
+    async def _call(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await _run(self._executor, functools.partial(func, *args, **kwargs))
+
+
+class _InvalidRange(BlobStoreError):
+    """S3 answered 416: the requested range starts past the end of the object."""
+
+
+async def _run(executor: ThreadPoolExecutor, call: Callable[[], _T]) -> _T:
+    """Run a blocking boto3 call on `executor`, translating its failures into our error tree."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in _MISSING_CODES:
+            raise BlobNotFound(f"S3 has no such object ({code})") from None
+        if code == "InvalidRange":
+            raise _InvalidRange(str(exc)) from exc
+        raise BlobStoreError(f"S3 error {code}: {error.get('Message', exc)}") from exc
+    except BotoCoreError as exc:
+        raise BlobStoreError(f"S3 request failed: {exc}") from exc
+
+
+def _range_header(start: int, end: int | None) -> str | None:
+    if start == 0 and end is None:
+        return None
+    if start < 0:
+        return f"bytes={start}"  # suffix: "bytes=-N"
+    return f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
+
+
+def _temp_key(key: str) -> str:
+    return f"tmp/{check_temp_key(key)}"
+
+
+def _blob_key(did: str, cid: CID) -> str:
+    return f"blocks/{check_did(did)}/{cid}"
+
+
+def _quarantine_key(did: str, cid: CID) -> str:
+    return f"quarantine/{check_did(did)}/{cid}"
+
+
+class _PartUploader:
+    """One upload's S3 side. The first batch is held back: if no second one comes, the blob goes
+    up with a single PutObject. A lock orders part uploads against `discard`, which a cancelled
+    upload may call while a worker thread is still sending a part."""
+
+    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
+        self.key = key
+        self._client = client
+        self._bucket = bucket
+        self._lock = threading.Lock()
+        self._held: bytes | None = None
+        self._upload_id: str | None = None
+        self._parts: list[CompletedPartTypeDef] = []
+        self._stored = False
+
+    def absorb(self, batch: bytes, meter: UploadMeter) -> None:
+        with self._lock:
+            meter.digest(batch)  # hashlib releases the GIL for large updates
+            if self._upload_id is None and self._held is None:
+                self._held = batch
+                return
+            if self._upload_id is None:
+                response = self._client.create_multipart_upload(Bucket=self._bucket, Key=self.key)
+                self._upload_id = response["UploadId"]
+            if self._held is not None:
+                self._send_part(self._held)
+                self._held = None
+            self._send_part(batch)
+
+    def _send_part(self, data: bytes) -> None:
+        assert self._upload_id is not None
+        number = len(self._parts) + 1
+        response = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self.key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=data,
+        )
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+
+    def commit(self) -> None:
+        with self._lock:
+            if self._upload_id is None:
+                self._client.put_object(Bucket=self._bucket, Key=self.key, Body=self._held or b"")
+            else:
+                self._client.complete_multipart_upload(
+                    Bucket=self._bucket,
+                    Key=self.key,
+                    UploadId=self._upload_id,
+                    MultipartUpload={"Parts": self._parts},
+                )
+            self._held = None
+            self._stored = True
+
+    def discard(self) -> None:
+        with self._lock:
+            self._held = None
+            if self._stored:
+                self._client.delete_object(Bucket=self._bucket, Key=self.key)
+            elif self._upload_id is not None:
+                self._client.abort_multipart_upload(
+                    Bucket=self._bucket, Key=self.key, UploadId=self._upload_id
+                )
+
+
+class _S3BlobReader(BlobReader):
+    def __init__(
+        self, body: Any, executor: ThreadPoolExecutor, *, size: int, start: int, end: int
+    ) -> None:
+        super().__init__(size=size, start=start, end=end)
+        self._body = body  # botocore StreamingBody
+        self._executor = executor
+
+    @classmethod
+    def from_response(
+        cls, response: GetObjectOutputTypeDef, executor: ThreadPoolExecutor
+    ) -> _S3BlobReader:
+        length = response["ContentLength"]
+        served = response.get("ContentRange")  # "bytes first-last/size" for a ranged GET
+        if served:
+            span, _, total = served.removeprefix("bytes ").partition("/")
+            first = int(span.partition("-")[0])
+            size = int(total)
+        else:
+            first, size = 0, length
+        return cls(response["Body"], executor, size=size, start=first, end=first + length)
+
+    async def _read(self, max_bytes: int) -> bytes:
+        return await _run(self._executor, functools.partial(self._read_locked, max_bytes))
+
+    def _read_locked(self, max_bytes: int) -> bytes:
+        with self._lock:
+            return b"" if self._closed else bytes(self._body.read(max_bytes))
+
+    async def _close(self) -> None:
+        await _run(self._executor, self._close_locked)
+
+    def _close_locked(self) -> None:
+        with self._lock:
+            self._body.close()
