@@ -6,8 +6,9 @@ CIDv1 (binary, or base32 text with the `b` multibase prefix) and CIDv0 (34 binar
 46-character base58btc `Qm...` text), because IPLD data may legitimately carry them.
 
 `CID` subclasses cbrrr's CID so the DAG-CBOR codec constructs and emits it directly (tag 42)
-without a conversion pass. The plain constructor `CID(raw)` trusts its input (the codec validates
-what it hands over); use `CID.from_bytes` / `CID.parse` / `CID.read_from` for untrusted input.
+without a conversion pass. Every instance is well-formed: the constructor `CID(raw)` validates,
+with a fast path for the blessed 36-byte forms (the codec calls it once per decoded link, so that
+path is kept to two comparisons). `CID.parse` reads text, `CID.read_from` a CID inside a buffer.
 
 Errors: `CidError` (a `ValueError`) for every malformed input.
 """
@@ -120,25 +121,40 @@ def _cid_end(data: bytes | bytearray | memoryview, pos: int) -> int:
     return cursor + size
 
 
+def _validated(raw: object) -> bytes:
+    if type(raw) is not bytes:
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise CidError(f"a binary CID must be bytes, not {type(raw).__name__}")
+        raw = bytes(raw)
+    if not raw:
+        raise CidError("empty CID")
+    if len(raw) > MAX_CID_BYTES:
+        raise CidError(f"CID of {len(raw)} bytes exceeds {MAX_CID_BYTES}")
+    if _cid_end(raw, 0) != len(raw):
+        raise CidError("CID has trailing bytes after its multihash")
+    return raw
+
+
 class CID(cbrrr.CID):
     """An immutable, hashable, totally ordered CID holding its binary form in `cid_bytes`."""
 
     __slots__ = ()
 
     # -- construction -------------------------------------------------------------------------
+    def __init__(self, cid_bytes: bytes) -> None:
+        """Wrap a complete binary CID (no multibase prefix); raises CidError when malformed."""
+        if (
+            type(cid_bytes) is not bytes
+            or len(cid_bytes) != _BLESSED_LEN
+            or cid_bytes[:4] not in _BLESSED_PREFIXES
+        ):
+            cid_bytes = _validated(cid_bytes)  # the rare case: any other well-formed CID
+        self.cid_bytes = cid_bytes
+
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | memoryview) -> CID:
         """Parse and validate a complete binary CID (no multibase prefix)."""
-        raw = bytes(raw)
-        if len(raw) == _BLESSED_LEN and raw.startswith(_BLESSED_PREFIXES):
-            return cls(raw)  # the overwhelmingly common case: skip the general parser
-        if not raw:
-            raise CidError("empty CID")
-        if len(raw) > MAX_CID_BYTES:
-            raise CidError(f"CID of {len(raw)} bytes exceeds {MAX_CID_BYTES}")
-        if _cid_end(raw, 0) != len(raw):
-            raise CidError("CID has trailing bytes after its multihash")
-        return cls(raw)
+        return cls(bytes(raw))
 
     @classmethod
     def read_from(cls, data: bytes | bytearray | memoryview, pos: int = 0) -> tuple[CID, int]:

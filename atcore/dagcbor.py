@@ -8,7 +8,7 @@ and trailing bytes. What it lets through, and this module refuses, is what atpro
 
 * floats of any kind (atproto has none);
 * integers outside the signed 64-bit range (CBOR itself reaches -2**64 .. 2**64-1);
-* malformed CIDs inside tag 42 (handed to `CID.from_bytes`, which validates them).
+* malformed CIDs inside tag 42 (the `CID` constructor validates what the decoder hands it).
 
 The float/integer walk over decoded values is skipped whenever the bytes cannot contain either:
 a float always starts with the byte 0xFB, and an out-of-range integer always starts with 0x1B or
@@ -46,8 +46,8 @@ def encode(value: Any) -> bytes:
         out = cbrrr.encode_dag_cbor(value, cid_type=CID)
     except (TypeError, ValueError, OverflowError) as exc:
         raise DagCborError(f"cannot encode as DAG-CBOR: {exc}") from exc
-    if _may_hold_float_or_wide_int(out):
-        _check_numbers(value)
+    if may_hold_float_or_wide_int(out):
+        check_numbers(value)
     return out
 
 
@@ -56,11 +56,11 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        value = cbrrr.decode_dag_cbor(data, cid_ctor=CID.from_bytes)
+        value = cbrrr.decode_dag_cbor(data, cid_ctor=CID)
     except _DECODE_ERRORS as exc:
         raise DagCborError(f"invalid DAG-CBOR: {exc}") from exc
-    if _may_hold_float_or_wide_int(data):
-        _check_numbers(value)
+    if may_hold_float_or_wide_int(data):
+        check_numbers(value)
     return value
 
 
@@ -73,8 +73,8 @@ def iter_decode_multi(data: bytes | bytearray | memoryview) -> Iterator[Any]:
     """Lazily decode back-to-back objects, so a caller can stop after the first (the header)."""
     if type(data) is not bytes:
         data = bytes(data)
-    suspicious = _may_hold_float_or_wide_int(data)
-    values = cbrrr.decode_multi_dag_cbor_in_violation_of_the_spec(data, cid_ctor=CID.from_bytes)
+    suspicious = may_hold_float_or_wide_int(data)
+    values = cbrrr.decode_multi_dag_cbor_in_violation_of_the_spec(data, cid_ctor=CID)
     while True:
         try:
             value = next(values)
@@ -83,7 +83,7 @@ def iter_decode_multi(data: bytes | bytearray | memoryview) -> Iterator[Any]:
         except _DECODE_ERRORS as exc:
             raise DagCborError(f"invalid DAG-CBOR: {exc}") from exc
         if suspicious:
-            _check_numbers(value)
+            check_numbers(value)
         yield value
 
 
@@ -93,7 +93,7 @@ def cid_of(value: Any) -> tuple[CID, bytes]:
     return CID.for_dag_cbor(block), block
 
 
-def _may_hold_float_or_wide_int(data: bytes) -> bool:
+def may_hold_float_or_wide_int(data: bytes) -> bool:
     """False only when the encoding provably holds no float and no integer outside int64.
 
     Conservative: True may be a false alarm (the byte sat inside a string, bytes or CID), which
@@ -110,25 +110,19 @@ def _may_hold_float_or_wide_int(data: bytes) -> bool:
     return False
 
 
-def _check_numbers(value: Any) -> None:
+def check_numbers(value: Any) -> None:
     """Reject floats and integers outside int64 anywhere in a decoded/encodable value."""
-    stack = [value]
+    # The stack holds iterables of children (dict value views, lists) so that popping needs no
+    # type dispatch; this loop is the whole cost of a strict decode beyond cbrrr's own.
+    stack: list[Any] = [(value,)]
     push = stack.append
     pop = stack.pop
     while stack:
-        item = pop()
-        item_type = type(item)
-        if item_type is dict:
-            children = item.values()
-        elif item_type is list:
-            children = item
-        else:
-            children = (item,)
-        for child in children:
+        for child in pop():
             child_type = type(child)
-            if child_type is str:
-                continue
-            if child_type is dict or child_type is list:
+            if child_type is dict:
+                push(child.values())
+            elif child_type is list:
                 push(child)
             elif child_type is int:
                 if not INT64_MIN <= child <= INT64_MAX:

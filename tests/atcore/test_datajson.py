@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import cbrrr
 import pytest
 from hypothesis import given
 
 from atcore import dagcbor
 from atcore.cid import CID
+from atcore.dagcbor import DagCborError
 from atcore.datajson import (
     MAX_DEPTH,
     BlobRef,
     DataModelError,
+    block_to_json,
     data_to_json,
     decode_base64,
     iter_blob_refs,
@@ -21,6 +24,7 @@ from atcore.datajson import (
     json_value_to_data,
 )
 from tests.atcore.strategies import data_model_maps, data_model_values
+from tests.atcore.test_dagcbor import REJECTED
 from tests.interop import json_cases
 
 RAW_LINK = "bafkreiccldh766hwcnuxnf2wh6jgzepf2nlu2lvcllt63eww5p6chi4ity"
@@ -222,3 +226,30 @@ def test_json_form_and_cbor_agree(value: dict[str, Any]) -> None:
     obj = data_to_json(value)
     block = dagcbor.encode(json_to_data(obj, max_depth=100))
     assert data_to_json(dagcbor.decode(block)) == obj
+
+
+@given(data_model_values())
+def test_block_to_json_equals_decode_then_data_to_json(value: Any) -> None:
+    """Both paths: blessed-only links take cbrrr's C JSON form, any other CID the exact path."""
+    block = dagcbor.encode(value)
+    assert block_to_json(block) == data_to_json(value)
+
+
+@pytest.mark.parametrize("hex_bytes", REJECTED.values(), ids=list(REJECTED))
+def test_block_to_json_is_as_strict_as_decode(hex_bytes: str) -> None:
+    with pytest.raises(DagCborError):
+        block_to_json(bytes.fromhex(hex_bytes))
+
+
+def test_block_to_json_checks_int64_on_the_fast_path() -> None:
+    # Only blessed links, so cbrrr's C JSON form runs; the integer is beyond int64.
+    block = cbrrr.encode_dag_cbor({"a": CID.parse(CBOR_LINK), "n": 2**63}, cid_type=CID)
+    with pytest.raises(DagCborError):
+        block_to_json(block)
+
+
+@pytest.mark.parametrize("key", ["$link", "$bytes"])
+def test_block_to_json_refuses_reserved_keys(key: str) -> None:
+    block = dagcbor.encode({"x": {key: "bafy"}})
+    with pytest.raises(DataModelError):
+        block_to_json(block)
