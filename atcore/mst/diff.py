@@ -106,7 +106,8 @@ def diff_trees(old: MST, new: MST) -> MSTDiff:
 
 def _compare_records(a: list[_Item], b: list[_Item], ops: list[RecordOp]) -> None:
     x, y = a[-1], b[-1]
-    assert isinstance(x, _Record) and isinstance(y, _Record)
+    assert isinstance(x, _Record)
+    assert isinstance(y, _Record)
     if x.key == y.key:
         a.pop()
         b.pop()

@@ -1,14 +1,14 @@
 """The MST error tree: every failure in `atcore.mst` raises an `MSTError` (a `ValueError`).
 
-    MSTError
-    ├── InvalidKeyError        a key is not a valid repo path (`collection/rkey`, allowed chars, <= 1024)
-    ├── MalformedNodeError     a node block is not a canonical, well-formed MST node at its place
-    ├── MissingBlockError      a node the operation needs is absent from the block store
-    ├── KeyExistsError         `add` of a key that is already present
-    ├── KeyNotFoundError       `update`/`delete` of an absent key
-    ├── OpMismatchError        an op's `prev` (or, when inverting, its `cid`) disagrees with the tree
-    ├── ProofError             a proof's blocks do not establish what was asked of them
-    └── InversionError         a Sync 1.1 commit cannot be inverted (bad ops or an incomplete slice)
+MSTError
+├── InvalidKeyError        a key is not a valid repo path (`collection/rkey`, <= 1024 bytes)
+├── MalformedNodeError     a node block is not a canonical, well-formed MST node at its place
+├── MissingBlockError      a node the operation needs is absent from the block store
+├── KeyExistsError         `add` of a key that is already present
+├── KeyNotFoundError       `update`/`delete` of an absent key
+├── OpMismatchError        an op's expected current value disagrees with the tree
+├── ProofError             a proof's blocks do not establish what was asked of them
+└── InversionError         a Sync 1.1 commit cannot be inverted (bad ops or an incomplete slice)
 """
 
 from __future__ import annotations

@@ -90,6 +90,7 @@ class Node:
         keys: list[bytes],
         vals: list[CID],
         subs: list[Sub],
+        *,
         cid: CID | None = None,
         block: bytes | None = None,
     ) -> None:
@@ -115,6 +116,12 @@ class Node:
         self.cid = None
         self.block = None
         self.fresh = False
+
+    def sealed(self) -> tuple[CID, bytes]:
+        """The cached (CID, block); only valid once the node has been encoded or loaded."""
+        if self.cid is None or self.block is None:
+            raise RuntimeError("node has unencoded changes")
+        return self.cid, self.block
 
     def encode(self) -> tuple[CID, bytes]:
         """Encode (children must already have CIDs) and cache the result."""
@@ -148,10 +155,10 @@ class Node:
             raise MalformedNodeError(f"non-root node {cid} is empty")
         for key in keys:
             if key_height(key) != layer:
-                raise MalformedNodeError(f"key {key!r} in node {cid} does not belong on layer {layer}")
+                raise MalformedNodeError(f"key {key!r} in node {cid} is not a layer-{layer} key")
         if layer == 0 and any(s is not None for s in subs):
             raise MalformedNodeError(f"layer-0 node {cid} links a subtree")
-        return cls(layer, keys, vals, list(subs), cid, block)
+        return cls(layer, keys, vals, list(subs), cid=cid, block=block)
 
 
 # -- codec -------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from atcore.mst.tree import MST
 
 
 def proof_blocks(tree: MST, key: str) -> dict[CID, bytes]:
-    """The node blocks from the root to where `key` is (or would be), proving its value or absence."""
+    """The nodes from the root to where `key` is (or would be): proof of its value or absence."""
     raw = key_bytes(key)
     height = key_height(raw)
     tree.root_cid()
@@ -87,6 +87,6 @@ def _edge(tree: MST, node: Node | None, nodes: list[Node], *, rightmost: bool) -
 def _blocks(nodes: list[Node]) -> dict[CID, bytes]:
     out: dict[CID, bytes] = {}
     for node in nodes:
-        assert node.cid is not None and node.block is not None  # sealed by root_cid()
-        out[node.cid] = node.block
+        cid, block = node.sealed()  # root_cid() sealed the tree
+        out[cid] = block
     return out

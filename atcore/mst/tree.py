@@ -18,6 +18,7 @@ If an operation raises, the tree may be half-modified: discard it and load the r
 
 from __future__ import annotations
 
+import builtins
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -56,11 +57,14 @@ def _guard(key: bytes, prev: CID | None, expect: object) -> None:
 class MST:
     """A repository tree over a block store. Keys are repo paths (`collection/rkey`)."""
 
-    __slots__ = ("_root", "_store")
+    __slots__ = ("_known", "_root", "_store")
 
     def __init__(self, store: BlockStore, root: Node) -> None:
         self._store = store
         self._root = root
+        # CIDs the store is known to hold (loaded or marked stored): a node rebuilt with the
+        # same content (a split undoing an earlier insert of the batch, say) is not new.
+        self._known: set[CID] = set()
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -113,7 +117,9 @@ class MST:
             raise MissingBlockError(cid)
         if CID.for_dag_cbor(block) != cid:
             raise MalformedNodeError(f"block stored under {cid} does not hash to it")
-        return Node.from_block(cid, block, layer)
+        node = Node.from_block(cid, block, layer)
+        self._known.add(cid)
+        return node
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, key: str) -> CID | None:
@@ -147,13 +153,15 @@ class MST:
         before: str | None = None,
         limit: int | None = None,
         reverse: bool = False,
-    ) -> list[tuple[str, CID]]:
+    ) -> builtins.list[tuple[str, CID]]:
         """Pairs with after < key < before (bounds exclusive), ascending unless `reverse`."""
         lo = after.encode() + b"\x00" if after is not None else None  # next byte string after it
         hi = before.encode() if before is not None else None
         return list(islice(self._walk(lo, hi, reverse=reverse), limit))
 
-    def list_prefix(self, prefix: str, *, limit: int | None = None) -> list[tuple[str, CID]]:
+    def list_prefix(
+        self, prefix: str, *, limit: int | None = None
+    ) -> builtins.list[tuple[str, CID]]:
         """Pairs whose key starts with `prefix` (e.g. `"app.bsky.feed.post/"`), ascending."""
         return list(islice(self.iter_prefix(prefix), limit))
 
@@ -162,7 +170,9 @@ class MST:
         end = _prefix_end(raw)
         return self._walk(raw or None, end, reverse=reverse)
 
-    def _walk(self, lo: bytes | None, hi: bytes | None, *, reverse: bool) -> Iterator[tuple[str, CID]]:
+    def _walk(
+        self, lo: bytes | None, hi: bytes | None, *, reverse: bool
+    ) -> Iterator[tuple[str, CID]]:
         walk = self._walk_desc if reverse else self._walk_asc
         for key, value in walk(self._root, lo, hi):
             yield key.decode(), value
@@ -177,7 +187,9 @@ class MST:
         for i in range(first, last + 1):
             sub = self.child(node, i)
             if sub is not None:
-                yield from self._walk_asc(sub, lo if i == first else None, hi if i == last else None)
+                yield from self._walk_asc(
+                    sub, lo if i == first else None, hi if i == last else None
+                )
             if i < last:
                 yield keys[i], vals[i]
 
@@ -221,9 +233,9 @@ class MST:
         """Remove `key` if present; returns the value it had."""
         return self._remove(key_bytes(key), _ANY)
 
-    def apply(self, ops: Iterable[RecordOp]) -> list[RecordOp]:
+    def apply(self, ops: Iterable[RecordOp]) -> builtins.list[RecordOp]:
         """Apply writes in order; returns them with `prev` resolved from the tree."""
-        done: list[RecordOp] = []
+        done: builtins.list[RecordOp] = []
         for op in ops:
             key = key_bytes(op.path)
             expect: object = _PRESENT if op.prev is None else op.prev
@@ -244,12 +256,14 @@ class MST:
                 self._root = Node(height, [key], [value], [None, None])
             else:
                 left, right = self._split(root, key)
-                subs = [_lift(left, height - 1), _lift(right, height - 1)]
+                subs: list[Node | CID | None] = [_lift(left, height - 1), _lift(right, height - 1)]
                 self._root = Node(height, [key], [value], subs)
             return None
         return self._insert(root, key, value, height, expect)
 
-    def _insert(self, node: Node, key: bytes, value: CID, height: int, expect: object) -> CID | None:
+    def _insert(
+        self, node: Node, key: bytes, value: CID, height: int, expect: object
+    ) -> CID | None:
         i = bisect_left(node.keys, key)
         if node.layer == height:
             if i < len(node.keys) and node.keys[i] == key:
@@ -272,10 +286,10 @@ class MST:
             node.subs[i] = _lift(Node(height, [key], [value], [None, None]), node.layer - 1)
             node.touch()
             return None
-        prev = self._insert(sub, key, value, height, expect)
+        found = self._insert(sub, key, value, height, expect)
         if sub.cid is None:
             node.touch()
-        return prev
+        return found
 
     def _split(self, node: Node | None, key: bytes) -> tuple[Node | None, Node | None]:
         """Cut a subtree into the parts below and above `key` (which it does not contain)."""
@@ -330,12 +344,12 @@ class MST:
         sub = self.child(node, i)
         if sub is None:
             return None
-        prev = self._delete(sub, key, height, expect)
-        if prev is not None:
+        found = self._delete(sub, key, height, expect)
+        if found is not None:
             if sub.is_empty():
                 node.subs[i] = None
             node.touch()
-        return prev
+        return found
 
     def _merge(self, left: Node, right: Node) -> Node:
         """Join two adjacent same-layer subtrees, zipping their facing edges recursively."""
@@ -360,26 +374,28 @@ class MST:
         return _seal(self._root)
 
     def new_blocks(self) -> dict[CID, bytes]:
-        """Blocks of the current tree encoded here (not loaded) since load or `mark_stored()`."""
+        """Node blocks of the current tree the store does not hold yet (see `mark_stored`)."""
         _seal(self._root)
         out: dict[CID, bytes] = {}
         stack = [self._root]
         while stack:
             node = stack.pop()
-            if not node.fresh:
-                continue  # loaded or stored already; so is everything below it
-            assert node.cid is not None and node.block is not None
-            out[node.cid] = node.block
+            cid, block = node.sealed()
+            if not node.fresh or cid in self._known:
+                continue  # stored already, and so is everything below it
+            out[cid] = block
             stack.extend(sub for sub in node.subs if isinstance(sub, Node))
         return out
 
     def mark_stored(self) -> None:
         """Record that the caller has persisted `new_blocks()`."""
+        _seal(self._root)
         stack = [self._root]
         while stack:
             node = stack.pop()
             if node.fresh:
                 node.fresh = False
+                self._known.add(node.sealed()[0])
                 stack.extend(sub for sub in node.subs if isinstance(sub, Node))
 
     def iter_blocks(self) -> Iterator[tuple[CID, bytes]]:
@@ -388,8 +404,7 @@ class MST:
         stack = [self._root]
         while stack:
             node = stack.pop()
-            assert node.cid is not None and node.block is not None
-            yield node.cid, node.block
+            yield node.sealed()
             # resolve without attaching: an export must not pin the whole repo in memory
             for sub in reversed(node.subs):
                 if sub is not None:
