@@ -58,13 +58,14 @@ def blobstore_from_config(config: BlobStoreConfig) -> BlobStore:
     backend = config.backend
     if isinstance(backend, DiskBlobStoreConfig):
         return DiskBlobStore(backend.location, backend.temp_location)
-    from .s3 import S3BlobStore, make_s3_client
+    from .s3 import S3BlobStore
 
-    client = make_s3_client(
+    return S3BlobStore(
+        backend.bucket,
         region=backend.region,
         endpoint=backend.endpoint,
         access_key_id=backend.access_key_id,
         secret_access_key=backend.secret_access_key,
         force_path_style=backend.force_path_style,
+        upload_timeout=backend.upload_timeout,
     )
-    return S3BlobStore(client, backend.bucket, upload_timeout=backend.upload_timeout)

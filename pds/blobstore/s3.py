@@ -66,51 +66,34 @@ _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
-def make_s3_client(
-    *,
-    region: str | None = None,
-    endpoint: str | None = None,
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    force_path_style: bool = False,
-    max_connections: int = DEFAULT_MAX_WORKERS,
-) -> S3Client:
-    """A boto3 S3 client; without explicit keys boto3's usual credential chain applies."""
-    config = Config(
-        region_name=region,
-        s3={"addressing_style": "path" if force_path_style else "auto"},
-        retries={"mode": "standard", "max_attempts": 3},
-        max_pool_connections=max_connections,
-        connect_timeout=10,
-        read_timeout=60,
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-    )
-    session = boto3.session.Session()
-    return session.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key_id,
-        aws_secret_access_key=secret_access_key,
-        config=config,
-    )
-
-
 class S3BlobStore:
     """A `BlobStore` on an S3 bucket."""
 
     def __init__(
         self,
-        client: S3Client,
         bucket: str,
         *,
+        region: str | None = None,
+        endpoint: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        force_path_style: bool = False,
         upload_timeout: timedelta = DEFAULT_UPLOAD_TIMEOUT,
         part_size: int = PART_SIZE,
         max_workers: int = DEFAULT_MAX_WORKERS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Without explicit keys, boto3's usual credential chain (environment, profile, instance
+        role) applies; `part_size` must be at least 5 MiB for real S3."""
         self.bucket = bucket
-        self._client = client
+        self._client = _make_client(
+            region=region,
+            endpoint=endpoint,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+            force_path_style=force_path_style,
+            max_connections=max_workers,
+        )
         self._upload_timeout = upload_timeout.total_seconds()
         self._part_size = part_size
         self._clock = clock
@@ -198,7 +181,24 @@ class S3BlobStore:
             # S3 refuses a range starting past the end; report the size as HTTP 416 needs.
             resolve_range(await self.size(did, cid), start, end)
             raise BlobStoreError(f"S3 refused range {header} of {key}") from None
-        return _S3BlobReader.from_response(response, self._executor)
+        reader = _S3BlobReader.from_response(response, self._executor)
+        if header is not None:
+            await self._check_served_range(reader, start, end)
+        return reader
+
+    @staticmethod
+    async def _check_served_range(reader: _S3BlobReader, start: int, end: int | None) -> None:
+        """Hold S3-compatible services to the range semantics the contract promises (some serve
+        an empty object in full where S3 answers 416)."""
+        try:
+            expected = resolve_range(reader.size, start, end)
+            if expected != (reader.start, reader.end):
+                raise BlobStoreError(
+                    f"S3 served bytes {reader.start}-{reader.end} instead of {expected}"
+                )
+        except BlobStoreError:
+            await reader.aclose()
+            raise
 
     async def size(self, did: str, cid: CID) -> int:
         head = await self._call(
@@ -262,6 +262,35 @@ class S3BlobStore:
 
     async def _call(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         return await _run(self._executor, functools.partial(func, *args, **kwargs))
+
+
+def _make_client(
+    *,
+    region: str | None,
+    endpoint: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    force_path_style: bool,
+    max_connections: int,
+) -> S3Client:
+    config = Config(
+        region_name=region,
+        s3={"addressing_style": "path" if force_path_style else "auto"},
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_connections,
+        connect_timeout=10,
+        read_timeout=60,
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    # A session per store: boto3's default session is shared module state and not thread-safe.
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=access_key_id,
+        aws_secret_access_key=secret_access_key,
+        config=config,
+    )
 
 
 class _InvalidRange(BlobStoreError):
