@@ -418,3 +418,25 @@ def test_resolve_ref() -> None:
         catalog.resolve_ref("com.example.test#nope")
     with pytest.raises(LexiconNotFound):
         catalog.get("com.example.nope")
+
+
+def test_union_members_must_be_objects_or_records() -> None:
+    catalog = Catalog(
+        [
+            doc_with(
+                {
+                    "main": {
+                        "type": "object",
+                        "properties": {"u": {"type": "union", "refs": ["#name"]}},
+                    },
+                    "name": {"type": "string"},
+                }
+            )
+        ]
+    )
+    assert catalog.reference_problems() == [
+        "com.example.test#main: union member com.example.test#name points to a string; "
+        "union members must be objects or records"
+    ]
+    with pytest.raises(InvalidLexiconDocument, match="a union can not point to"):
+        catalog.validate_value("com.example.test", {"u": {"$type": "com.example.test#name"}})
