@@ -62,6 +62,7 @@ class Catalog:
         self._defs: dict[str, NamedDef] = {}  # canonical `nsid#name` -> definition
         self._values: dict[str, Validator] = {}  # data definitions (records include `$type`)
         self._record_bodies: dict[str, Validator] = {}  # records as union variants
+        self._records: dict[str, Validator] = {}  # record NSID -> whole-record validator
         self._methods: dict[str, _Method] = {}
         for document in documents:
             self.add(document)
@@ -95,6 +96,7 @@ class Catalog:
         return doc
 
     def get(self, nsid: str) -> LexiconDoc:
+        """The document with id `nsid`."""
         try:
             return self._docs[nsid]
         except KeyError:
@@ -126,8 +128,10 @@ class Catalog:
     # -- data validation -----------------------------------------------------------------------
     def validate_record(self, nsid: str, value: Any) -> None:
         """Check a record (data-model form) against the record type `nsid`, `$type` included."""
-        self._record_def(nsid)
-        _rooted(self._values[f"{nsid}#main"], "record", value)
+        check = self._records.get(nsid)
+        if check is None:
+            raise LexiconNotFound(f"no record lexicon {nsid}")
+        _rooted(check, "record", value)
 
     def validate_record_key(self, nsid: str, rkey: str) -> None:
         """Check a record key against the record type's `key` (tid, nsid, any, literal:...)."""
@@ -214,6 +218,7 @@ class Catalog:
                 nsid = ref.partition("#")[0]
                 whole, body = record_validator(nsid, definition, self)
                 self._values[ref], self._record_bodies[ref] = whole, body
+                self._records[nsid] = whole
             case QueryDef() | ProcedureDef() | SubscriptionDef():
                 self._methods[ref.partition("#")[0]] = self._compile_method(definition)
             case TokenDef() | PermissionSetDef():

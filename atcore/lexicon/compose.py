@@ -130,39 +130,49 @@ def array_validator(definition: ArrayDef, linker: Linker) -> Validator:
 
 
 def object_validator(definition: ObjectDef, linker: Linker) -> Validator:
-    required, nullable = frozenset(definition.required), frozenset(definition.nullable)
-    fields = tuple(
-        (name, compile_field(prop, linker), name in required, name in nullable, default_of(prop))
+    required = definition.required
+    nullable = frozenset(definition.nullable)
+    fields = {
+        name: (compile_field(prop, linker), name in nullable)
         for name, prop in definition.properties.items()
+    }
+    defaults = tuple(
+        (name, default)
+        for name, prop in definition.properties.items()
+        if (default := default_of(prop)) is not MISSING
     )
 
     def validate_object(value: Any) -> Any:
         if not isinstance(value, dict):
             raise ValidationError("must be an object")
+        for name in required:
+            if name not in value:
+                raise ValidationError(f'must have the property "{name}"')
         result = value
-        for name, check, is_required, is_nullable, default in fields:
-            item = value.get(name, MISSING)
-            if item is MISSING:
-                if is_required:
-                    raise ValidationError(f'must have the property "{name}"')
-                if default is MISSING:
-                    continue
-                checked = default
-            elif item is None and is_nullable:
+        # Walk the data rather than the schema: records set few of their optional properties.
+        for name, item in value.items():
+            field = fields.get(name)
+            if field is None:
+                continue  # undeclared fields are ignored, as the spec asks
+            check, is_nullable = field
+            if item is None and is_nullable:
                 continue
-            else:
-                # A null that is not allowed reaches the field's validator, whose type error
-                # ("must be a string") is the right message.
-                try:
-                    checked = check(item)
-                except ValidationError as exc:
-                    exc.within(name)
-                    raise
-                if checked is item:
-                    continue
-            if result is value:
-                result = dict(value)
-            result[name] = checked
+            # A null that is not allowed reaches the field's validator, whose type error
+            # ("must be a string") is the right message.
+            try:
+                checked = check(item)
+            except ValidationError as exc:
+                exc.within(name)
+                raise
+            if checked is not item:
+                if result is value:
+                    result = dict(value)
+                result[name] = checked
+        for name, default in defaults:
+            if name not in value:
+                if result is value:
+                    result = dict(value)
+                result[name] = default
         return result
 
     return validate_object
