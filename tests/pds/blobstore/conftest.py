@@ -1,11 +1,15 @@
-"""Fixtures for the blob store tests: every contract test runs against the disk store and against
-the S3 store talking HTTP to a real local S3 endpoint (moto in server mode; boto3 is not patched)."""
+"""Fixtures for the blob store tests.
+
+Every contract test runs against the disk store and against the S3 store talking HTTP to a real
+local S3 endpoint (moto in server mode; boto3 is not patched).
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,14 +18,14 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from pds.blobstore import BlobStore, DiskBlobStore
-from pds.blobstore.s3 import S3BlobStore
+from pds.blobstore.s3 import DEFAULT_UPLOAD_TIMEOUT, S3BlobStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 BACKENDS = ("disk", "s3")
 REGION = "us-east-1"
-CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
+ACCESS_KEY = SECRET_KEY = "testing"  # moto accepts any credentials
 
 
 class Clock:
@@ -53,8 +57,8 @@ def s3_admin(s3_endpoint: str) -> Iterator[S3Client]:
         "s3",
         endpoint_url=s3_endpoint,
         region_name=REGION,
-        aws_access_key_id=CREDENTIALS["access_key_id"],
-        aws_secret_access_key=CREDENTIALS["secret_access_key"],
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
     )
     yield client
     client.close()
@@ -67,16 +71,20 @@ def new_bucket(s3_admin: S3Client) -> str:
 
 
 def make_s3_store(
-    endpoint: str, bucket: str, clock: Clock | None = None, **options: object
+    endpoint: str,
+    bucket: str,
+    clock: Clock | None = None,
+    upload_timeout: timedelta = DEFAULT_UPLOAD_TIMEOUT,
 ) -> S3BlobStore:
     return S3BlobStore(
         bucket,
         region=REGION,
         endpoint=endpoint,
         force_path_style=True,
+        access_key_id=ACCESS_KEY,
+        secret_access_key=SECRET_KEY,
         clock=clock or time.time,
-        **CREDENTIALS,
-        **options,  # type: ignore[arg-type]
+        upload_timeout=upload_timeout,
     )
 
 

@@ -64,7 +64,7 @@ async def leftover_temp_keys(store: BlobStore, clock: Clock) -> list[str]:
         clock.advance(-3600)
 
 
-# -- uploads ----------------------------------------------------------------------------------------
+# -- uploads -----------------------------------------------------------------------------------
 async def test_put_temp_hashes_the_stream(store: BlobStore) -> None:
     content = random_bytes(3 * 1024 * 1024 + 17)
     blob = await upload(store, content)
@@ -156,7 +156,7 @@ async def test_sniffing_sees_headers_split_across_chunks(store: BlobStore) -> No
     assert blob.mime_type == "image/png"
 
 
-# -- making blobs permanent --------------------------------------------------------------------------
+# -- making blobs permanent --------------------------------------------------------------------
 async def test_make_permanent_is_idempotent(store: BlobStore) -> None:
     content = random_bytes(5000)
     first, second = await upload(store, content), await upload(store, content)
@@ -199,7 +199,7 @@ async def test_blobs_belong_to_one_did(store: BlobStore) -> None:
     assert await read(store, bob_cid, BOB) == b"bob's photo"
 
 
-# -- reading -----------------------------------------------------------------------------------------
+# -- reading -----------------------------------------------------------------------------------
 SIZE = 600_000  # spans several read chunks
 
 
@@ -271,7 +271,7 @@ async def test_missing_blobs(store: BlobStore) -> None:
         await store.size(ALICE, cid)
 
 
-# -- deleting ----------------------------------------------------------------------------------------
+# -- deleting ----------------------------------------------------------------------------------
 async def test_delete(store: BlobStore) -> None:
     cid = await store_permanently(store, b"to be deleted")
     await store.delete(ALICE, cid)
@@ -309,7 +309,7 @@ async def test_temp_blobs_are_listed_once_old_enough(store: BlobStore, clock: Cl
     assert await store.list_temp_older_than(timedelta(hours=1)) == []
 
 
-# -- takedowns ---------------------------------------------------------------------------------------
+# -- takedowns ---------------------------------------------------------------------------------
 async def test_quarantine_hides_and_unquarantine_restores(store: BlobStore) -> None:
     cid = await store_permanently(store, b"disputed")
     await store.quarantine(ALICE, cid)
