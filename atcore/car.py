@@ -13,6 +13,7 @@ Errors: `CarError` (a `ValueError`) for every malformed, truncated or unverifiab
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from typing import BinaryIO, Final
 
@@ -25,6 +26,8 @@ MAX_HEADER_SIZE: Final = 64 * 1024
 DEFAULT_MAX_BLOCK_SIZE: Final = 4 * 1024 * 1024
 _MAX_VARINT_BYTES: Final = 9
 _READ_SIZE: Final = 64 * 1024
+_BLESSED_PREFIXES: Final = (b"\x01\x71\x12\x20", b"\x01\x55\x12\x20")
+_BLESSED_CID_LEN: Final = 36
 DEFAULT_CHUNK_SIZE: Final = 64 * 1024
 
 
@@ -70,13 +73,24 @@ def _parse_header(header: bytes | bytearray | memoryview) -> list[CID]:
     return roots
 
 
-def _split_section(section: bytes | bytearray | memoryview, verify: bool) -> tuple[CID, bytes]:
-    """Split one section body into (CID, block bytes), verifying the hash when asked."""
+def _split_section(
+    buf: bytes | memoryview, start: int, end: int, verify: bool
+) -> tuple[CID, bytes]:
+    """Split the section body `buf[start:end]` into (CID, block), verifying the hash if asked."""
+    cid_end = start + _BLESSED_CID_LEN
+    if cid_end <= end and buf[start : start + 4] in _BLESSED_PREFIXES:
+        # Fast path, nearly every atproto block: a 36-byte CIDv1 with a sha-256 digest.
+        cid = CID(bytes(buf[start:cid_end]))
+        block = bytes(buf[cid_end:end])
+        if verify and hashlib.sha256(block).digest() != cid.cid_bytes[4:]:
+            raise CarError(f"block does not match its CID {cid}")
+        return cid, block
+    section = bytes(buf[start:end])
     try:
-        cid, start = CID.read_from(section, 0)
+        cid, block_start = CID.read_from(section, 0)
     except CidError as exc:
         raise CarError(f"invalid CID in CAR section: {exc}") from exc
-    block = bytes(section[start:])
+    block = section[block_start:]
     if verify:
         try:
             matches = cid.verifies(block)
@@ -111,18 +125,18 @@ def read_car_header(data: bytes | bytearray | memoryview) -> tuple[list[CID], in
 
 
 def _iter_sections(
-    view: memoryview, pos: int, verify: bool, max_block_size: int
+    data: bytes, pos: int, verify: bool, max_block_size: int
 ) -> Iterator[tuple[CID, bytes]]:
-    end = len(view)
+    end = len(data)
     while pos < end:
-        parsed = _read_varint(view, pos)
+        parsed = _read_varint(data, pos)
         if parsed is None:
             raise CarError("truncated CAR section length")
         length, pos = parsed
         _check_section_length(length, max_block_size)
         if length > end - pos:
             raise CarError("truncated CAR section")
-        yield _split_section(view[pos : pos + length], verify)
+        yield _split_section(data, pos, pos + length, verify)
         pos += length
 
 
@@ -134,7 +148,7 @@ def iter_car_blocks(
 ) -> Iterator[tuple[CID, bytes]]:
     """Yield (CID, block) for each section of an in-memory CAR, in file order."""
     _roots, pos = read_car_header(data)
-    yield from _iter_sections(memoryview(data), pos, verify, max_block_size)
+    yield from _iter_sections(bytes(data), pos, verify, max_block_size)
 
 
 def read_car(
@@ -145,7 +159,7 @@ def read_car(
 ) -> tuple[list[CID], dict[CID, bytes]]:
     """Parse a whole CAR into (roots, {CID: block}); duplicate sections collapse into one."""
     roots, pos = read_car_header(data)
-    return roots, dict(_iter_sections(memoryview(data), pos, verify, max_block_size))
+    return roots, dict(_iter_sections(bytes(data), pos, verify, max_block_size))
 
 
 # -- incremental reading ----------------------------------------------------------------------
@@ -167,7 +181,8 @@ class _CarParser:
             self._pos = 0
         self._buf += chunk
 
-    def _take_frame(self, limit: int) -> memoryview | None:
+    def _take_frame(self, limit: int) -> tuple[int, int] | None:
+        """Bounds of the next complete length-prefixed frame in the buffer, if it has arrived."""
         parsed = _read_varint(self._buf, self._pos)
         if parsed is None:
             return None
@@ -177,7 +192,7 @@ class _CarParser:
         if length > len(self._buf) - start:
             return None
         self._pos = start + length
-        return memoryview(self._buf)[start : start + length]
+        return start, start + length
 
     def take_header(self) -> bool:
         """Parse the header if enough bytes have arrived; returns whether `roots` is set."""
@@ -185,8 +200,8 @@ class _CarParser:
             frame = self._take_frame(MAX_HEADER_SIZE)
             if frame is None:
                 return False
-            with frame:
-                self.roots = _parse_header(frame)
+            start, end = frame
+            self.roots = _parse_header(bytes(self._buf[start:end]))
         return True
 
     def take_blocks(self) -> Iterator[tuple[CID, bytes]]:
@@ -195,8 +210,8 @@ class _CarParser:
             frame = self._take_frame(self._max_block_size)
             if frame is None:
                 return
-            with frame:
-                item = _split_section(frame, self._verify)
+            with memoryview(self._buf) as view:  # released before the buffer is next resized
+                item = _split_section(view, *frame, self._verify)
             yield item
 
     def finish(self) -> None:
