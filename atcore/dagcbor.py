@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 import cbrrr
+from cbrrr import _cbrrr
 
 from atcore.cid import CID, CidError
 
@@ -62,6 +63,24 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
     if may_hold_float_or_wide_int(data):
         check_numbers(value)
     return value
+
+
+def decode_prefix(data: bytes | bytearray | memoryview) -> tuple[Any, int]:
+    """Decode the first object of `data`; returns (value, bytes it used). Rest is not read.
+
+    For framed streams: an event-stream frame is a header object directly followed by a body,
+    and a consumer filtering on the header need not decode the body at all.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    try:
+        # cbrrr's public API hides the consumed length; its extension function returns it.
+        value, length = _cbrrr.decode_dag_cbor(data, CID, False)
+    except _DECODE_ERRORS as exc:
+        raise DagCborError(f"invalid DAG-CBOR: {exc}") from exc
+    if may_hold_float_or_wide_int(data[:length]):
+        check_numbers(value)
+    return value, length
 
 
 def decode_multi(data: bytes | bytearray | memoryview) -> list[Any]:

@@ -191,6 +191,21 @@ def test_decode_multi_reads_header_and_body() -> None:
     assert next(dagcbor.iter_decode_multi(frame)) == header
 
 
+def test_decode_prefix_returns_value_and_length() -> None:
+    header = dagcbor.encode({"op": 1, "t": "#commit"})
+    frame = header + b"\xff\xff anything"
+    assert dagcbor.decode_prefix(frame) == ({"op": 1, "t": "#commit"}, len(header))
+    assert dagcbor.decode_prefix(memoryview(header)) == ({"op": 1, "t": "#commit"}, len(header))
+
+
+@pytest.mark.parametrize(
+    "prefix_hex", ["a1616ffb3ff0000000000000", "1bffffffffffffffff00", "a2616201616101", "", "f7"]
+)
+def test_decode_prefix_is_strict(prefix_hex: str) -> None:
+    with pytest.raises(DagCborError):
+        dagcbor.decode_prefix(bytes.fromhex(prefix_hex))
+
+
 @pytest.mark.parametrize(
     "frame_hex", ["a0fb3ff0000000000000", "a0a26161016161", "a01bffffffffffffffff", "a0f7"]
 )
