@@ -1,0 +1,23 @@
+"""Outgoing account email (deletion codes).
+
+No SMTP transport is configured in this deployment's settings, so `LogMailer` writes each message
+to the `pds.mailer` log at WARNING level, the way the reference PDS's dev mailer does; an
+operator (or a test) reads the code from there. A real transport implements the same `Mailer`
+protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+log = logging.getLogger("pds.mailer")
+
+
+class Mailer(Protocol):
+    async def send_account_delete(self, *, to: str, token: str) -> None: ...
+
+
+class LogMailer:
+    async def send_account_delete(self, *, to: str, token: str) -> None:
+        log.warning("account deletion code for %s: %s", to, token)
