@@ -16,7 +16,8 @@ the reference implementation does on write paths:
 * nesting depth, container length and key length stay within the recommended data limits.
 
 `data_to_json` is the inverse. It refuses maps whose keys are exactly `$link` or `$bytes`, since
-those could not be read back unambiguously.
+those could not be read back unambiguously. `block_to_json` goes from a DAG-CBOR block straight to
+the JSON form (the read path of getRecord/listRecords), in C whenever that is provably equivalent.
 
 Errors: `DataModelError` (a `ValueError`) for every JSON value or blob reference outside the model.
 """
