@@ -55,6 +55,8 @@ from atcore.identity.errors import (
     ResolutionUnavailable,
     UnsupportedDidMethod,
 )
+from atcore.identity.handles import HandleResolver, IdentityResolver, VerifiedIdentity
+from atcore.identity.resolver import DidResolver
 
 __all__ = [
     "APPVIEW_SERVICE",
@@ -63,10 +65,13 @@ __all__ = [
     "PDS_SERVICE",
     "DidDocument",
     "DidNotFound",
+    "DidResolver",
     "GenesisMismatch",
     "HandleMismatch",
     "HandleNotFound",
+    "HandleResolver",
     "IdentityError",
+    "IdentityResolver",
     "InvalidDidDocument",
     "InvalidPlcOperation",
     "InvalidPlcSignature",
@@ -78,6 +83,7 @@ __all__ = [
     "ServiceKind",
     "UnsupportedDidMethod",
     "VerificationMethod",
+    "VerifiedIdentity",
     "atproto_account_document",
     "build_did_document",
     "service_did_document",

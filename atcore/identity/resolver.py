@@ -91,8 +91,8 @@ class DidResolver:
     async def _fetch_and_cache(self, did: str) -> DidDocument:
         try:
             document = await self.fetch(did)
-        except DidNotFound:
-            self._cache.discard(did)
+        except (DidNotFound, InvalidDidDocument):
+            self._cache.discard(did)  # the authority has spoken: never serve the old answer again
             raise
         self._cache.put(did, document)
         return document

@@ -286,6 +286,20 @@ async def test_not_found_is_not_cached(
     assert (await resolver.resolve(web_did(server))).id == web_did(server)
 
 
+async def test_invalid_refresh_drops_the_cached_document(
+    server: TestServer, session: Any, authority: Authority
+) -> None:
+    resolver = _dids(session)
+    did = web_did(server)
+    await resolver.resolve(did)
+    authority.doc_body = b"{broken"
+    with pytest.raises(InvalidDidDocument):
+        await resolver.resolve(did, force_refresh=True)
+    with pytest.raises(InvalidDidDocument):
+        await resolver.resolve(did)
+    assert authority.doc_hits == 3
+
+
 async def test_concurrent_resolutions_share_one_fetch(
     server: TestServer, session: Any, authority: Authority
 ) -> None:
