@@ -30,12 +30,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
+from stat import S_ISREG
 from typing import BinaryIO, Final, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from atcore.cid import CID
 
 from .contract import (
+    READ_CHUNK_SIZE,
     BlobNotFound,
     BlobReader,
     BlobStoreError,
@@ -128,13 +130,7 @@ class DiskBlobStore:
             entries = list(os.scandir(self.temp_location))
         except FileNotFoundError:
             return []
-        return [
-            entry.name
-            for entry in entries
-            if is_temp_key(entry.name)
-            and entry.is_file(follow_symlinks=False)
-            and entry.stat(follow_symlinks=False).st_mtime < cutoff
-        ]
+        return [entry.name for entry in entries if _is_temp_file_before(entry, cutoff)]
 
     # -- permanent blobs -------------------------------------------------------------------------
     async def get(
@@ -221,9 +217,15 @@ class _TempFileWriter:
 
 
 class _DiskBlobReader(BlobReader):
-    def __init__(self, file: BinaryIO, *, size: int, start: int, end: int) -> None:
+    """Reads with as few thread hops as possible: opening also reads the first chunk, and the
+    read that reaches the end closes the file, so a blob of up to one chunk costs a single hop."""
+
+    def __init__(
+        self, file: BinaryIO, first_chunk: bytes, *, size: int, start: int, end: int
+    ) -> None:
         super().__init__(size=size, start=start, end=end)
         self._file = file
+        self._prefetched: bytes | None = first_chunk or None
 
     @classmethod
     def open(cls, path: Path, start: int, end: int | None) -> _DiskBlobReader:
@@ -235,24 +237,46 @@ class _DiskBlobReader(BlobReader):
             size = os.fstat(file.fileno()).st_size
             first, stop = resolve_range(size, start, end)
             file.seek(first)
+            reader = cls(file, b"", size=size, start=first, end=stop)
+            reader._prefetched = reader._read_locked(min(READ_CHUNK_SIZE, stop - first)) or None
         except BaseException:
             file.close()
             raise
-        return cls(file, size=size, start=first, end=stop)
+        return reader
 
     async def _read(self, max_bytes: int) -> bytes:
+        if self._prefetched is not None:
+            chunk, self._prefetched = self._prefetched, None
+            return chunk
         return await _in_thread(self._read_locked, max_bytes)
 
     def _read_locked(self, max_bytes: int) -> bytes:
         with self._lock:
-            return b"" if self._file.closed else self._file.read(max_bytes)
+            if self._file.closed:
+                return b""
+            chunk = self._file.read(max_bytes)
+            if self._file.tell() >= self.end:
+                self._file.close()
+            return chunk
 
     async def _close(self) -> None:
-        await _in_thread(self._close_locked)
+        self._prefetched = None
+        if not self._file.closed:
+            await _in_thread(self._close_locked)
 
     def _close_locked(self) -> None:
         with self._lock:
             self._file.close()
+
+
+def _is_temp_file_before(entry: os.DirEntry[str], cutoff: float) -> bool:
+    if not is_temp_key(entry.name):
+        return False
+    try:
+        stat = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:  # deleted since the directory was listed
+        return False
+    return S_ISREG(stat.st_mode) and stat.st_mtime < cutoff
 
 
 def _file_size(path: Path) -> int:
