@@ -16,10 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cbrrr import _cbrrr
-
 from atcore import dagcbor
-from atcore.cid import CID
 
 OP_MESSAGE: Final = 1
 OP_ERROR: Final = -1
@@ -67,8 +64,8 @@ def encode_error(error: str, message: str | None = None) -> bytes:
 def peek_header(frame: bytes) -> tuple[FrameHeader, int]:
     """Decode only the header; returns it and the offset where the body starts."""
     try:
-        header, length = _cbrrr.decode_dag_cbor(frame, CID, False)
-    except (ValueError, EOFError) as exc:
+        header, length = dagcbor.decode_prefix(frame)
+    except dagcbor.DagCborError as exc:
         raise FrameError(f"undecodable frame header: {exc}") from exc
     if not isinstance(header, dict):
         raise FrameError("frame header is not a map")

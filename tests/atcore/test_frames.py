@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from atcore import dagcbor, frames
 from atcore.cid import CID
 
-_BODY_VALUES = st.one_of(st.integers(-(2**63), 2**64 - 1), st.text(), st.binary(), st.booleans())
+_BODY_VALUES = st.one_of(st.integers(-(2**63), 2**63 - 1), st.text(), st.binary(), st.booleans())
 _BODIES = st.dictionaries(st.text(max_size=10), _BODY_VALUES, max_size=8)
 
 

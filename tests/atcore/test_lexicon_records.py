@@ -20,39 +20,20 @@ from tests.interop import json_cases
 
 FIXTURE_NSID = "example.lexicon.record"
 
-# `atcore.datajson.json_to_data` refuses blob refs whose CID is not raw-codec sha-256 (the data
-# model spec's rule); these fixture cases use a dag-cbor CID (`bafyrei...`) as a blob ref, so they
-# never reach the lexicon validator. Strict: the marker must go once the conversion accepts them.
-_BLOCKED = pytest.mark.xfail(
-    strict=True, reason="json_to_data refuses the fixture's non-raw blob ref CID"
-)
-_BLOCKED_CASES = {"full", "blob too large", "blob wrong type", "unknown wrong type (blob)"}
-
-
-def fixture_cases(relpath: str) -> list[Any]:
-    marked = []
-    for param in json_cases(relpath, id_key="name"):
-        case = param.values[0]
-        if isinstance(case, dict) and case.get("name") in _BLOCKED_CASES:
-            marked.append(pytest.param(*param.values, marks=(*param.marks, _BLOCKED), id=param.id))
-        else:
-            marked.append(param)
-    return marked
-
 
 @pytest.fixture(scope="module")
 def fixture_catalog(interop: Path) -> Catalog:
     return Catalog.from_directory(interop / "lexicon" / "catalog")
 
 
-@pytest.mark.parametrize("case", fixture_cases("lexicon/record-data-valid.json"))
+@pytest.mark.parametrize("case", json_cases("lexicon/record-data-valid.json", id_key="name"))
 def test_interop_valid_record(fixture_catalog: Catalog, case: dict[str, Any]) -> None:
     record = json_to_data(case["data"])
     fixture_catalog.validate_record(FIXTURE_NSID, record)
     fixture_catalog.validate_record_key(FIXTURE_NSID, case["rkey"])
 
 
-@pytest.mark.parametrize("case", fixture_cases("lexicon/record-data-invalid.json"))
+@pytest.mark.parametrize("case", json_cases("lexicon/record-data-invalid.json", id_key="name"))
 def test_interop_invalid_record(fixture_catalog: Catalog, case: dict[str, Any]) -> None:
     record = json_to_data(case["data"])
     with pytest.raises(ValidationError) as info:
