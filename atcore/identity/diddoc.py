@@ -98,8 +98,8 @@ class DidDocument:
         """Parse a JSON document body."""
         try:
             value = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidDidDocument(f"DID document is not valid JSON: {exc}") from exc
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise InvalidDidDocument(f"DID document is not valid JSON: {exc!r}") from exc
         return cls.from_json(value)
 
     @classmethod

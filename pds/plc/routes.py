@@ -68,6 +68,8 @@ async def submit_operation(request: web.Request) -> web.Response:
         body = json.loads(await request.read())
     except (ValueError, UnicodeDecodeError) as exc:
         raise PlcHttpError(400, f"request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # absurd nesting: the decoder gives up before we would
+        raise PlcHttpError(400, "request body is not valid JSON: nested too deeply") from exc
     try:
         op = parse_incoming_op(body)
         result = await request.app[STORE_KEY].submit(did, op, request.app[CLOCK_KEY]())

@@ -151,9 +151,10 @@ def test_rejects_malformed_documents(document: Any) -> None:
         DidDocument.from_json(document)
 
 
-def test_rejects_non_json() -> None:
+@pytest.mark.parametrize("body", [b"\xff not json", b"[" * 50_000, b"{}"])
+def test_rejects_non_documents(body: bytes) -> None:
     with pytest.raises(InvalidDidDocument):
-        DidDocument.parse(b"\xff not json")
+        DidDocument.parse(body)
 
 
 def test_claims_handle_ignores_case() -> None:

@@ -181,6 +181,7 @@ async def test_update_for_unknown_did(plc: PlcClient, keys: dict[str, Keypair]) 
     [
         pytest.param(b"{not json", "JSON", id="malformed-json"),
         pytest.param(b"[]", "object", id="array"),
+        pytest.param(b"[" * 50_000, "JSON", id="deeply-nested"),
         pytest.param(b'{"type": "plc_operation"}', "missing", id="missing-fields"),
         pytest.param(b'{"type": "plc_tombstone", "prev": 1.5, "sig": "x"}', "float", id="float"),
     ],
