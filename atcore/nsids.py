@@ -29,10 +29,17 @@ SERVER_DEACTIVATE_ACCOUNT: Final = "com.atproto.server.deactivateAccount"
 SERVER_DELETE_ACCOUNT: Final = "com.atproto.server.deleteAccount"
 SERVER_REQUEST_ACCOUNT_DELETE: Final = "com.atproto.server.requestAccountDelete"
 SERVER_CREATE_INVITE_CODE: Final = "com.atproto.server.createInviteCode"
+SERVER_GET_ACCOUNT_INVITE_CODES: Final = "com.atproto.server.getAccountInviteCodes"
+SERVER_CONFIRM_EMAIL: Final = "com.atproto.server.confirmEmail"
+SERVER_REQUEST_EMAIL_CONFIRMATION: Final = "com.atproto.server.requestEmailConfirmation"
+SERVER_REQUEST_EMAIL_UPDATE: Final = "com.atproto.server.requestEmailUpdate"
+SERVER_UPDATE_EMAIL: Final = "com.atproto.server.updateEmail"
 
 # -- com.atproto.identity ---------------------------------------------------------------------
 IDENTITY_RESOLVE_HANDLE: Final = "com.atproto.identity.resolveHandle"
 IDENTITY_UPDATE_HANDLE: Final = "com.atproto.identity.updateHandle"
+IDENTITY_REQUEST_PLC_SIGNATURE: Final = "com.atproto.identity.requestPlcOperationSignature"
+IDENTITY_SIGN_PLC_OPERATION: Final = "com.atproto.identity.signPlcOperation"
 
 # -- com.atproto.repo -------------------------------------------------------------------------
 REPO_CREATE_RECORD: Final = "com.atproto.repo.createRecord"
@@ -65,11 +72,14 @@ ADMIN_GET_SUBJECT_STATUS: Final = "com.atproto.admin.getSubjectStatus"
 ADMIN_UPDATE_ACCOUNT_HANDLE: Final = "com.atproto.admin.updateAccountHandle"
 ADMIN_UPDATE_ACCOUNT_PASSWORD: Final = "com.atproto.admin.updateAccountPassword"
 ADMIN_DELETE_ACCOUNT: Final = "com.atproto.admin.deleteAccount"
+ADMIN_SEND_EMAIL: Final = "com.atproto.admin.sendEmail"
 
 # -- app.bsky ---------------------------------------------------------------------------------
 BSKY_ACTOR_GET_PREFERENCES: Final = "app.bsky.actor.getPreferences"
 BSKY_ACTOR_PUT_PREFERENCES: Final = "app.bsky.actor.putPreferences"
 BSKY_ACTOR_GET_PROFILE: Final = "app.bsky.actor.getProfile"
+BSKY_ACTOR_GET_PROFILES: Final = "app.bsky.actor.getProfiles"
+BSKY_ACTOR_DEFS: Final = "app.bsky.actor.defs"
 BSKY_ACTOR_PROFILE: Final = "app.bsky.actor.profile"
 BSKY_FEED_POST: Final = "app.bsky.feed.post"
 BSKY_FEED_LIKE: Final = "app.bsky.feed.like"
@@ -84,6 +94,7 @@ BSKY_EMBED_RECORD: Final = "app.bsky.embed.record"
 BSKY_RICHTEXT_FACET: Final = "app.bsky.richtext.facet"
 BSKY_GRAPH_FOLLOW: Final = "app.bsky.graph.follow"
 BSKY_NAMESPACE: Final = "app.bsky"
+CHAT_NAMESPACE: Final = "chat.bsky"
 
 # -- Skyspot and the community location vocabulary --------------------------------------------
 SKYSPOT_CHECKIN: Final = "app.skyspot.checkin"
