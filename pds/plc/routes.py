@@ -9,6 +9,9 @@ GET  /{did}/log/last    the latest current operation
 GET  /export            JSON lines; `after=<seq>` gives `sequenced_op` lines, `after=<time>`
                         (or no `after`) the legacy createdAt-ordered form; `count` <= 1000
 GET  /_health           {"version": ...}, 503 when the database does not answer
+
+The legacy export pages by `createdAt`, so operations sharing the boundary millisecond can be
+skipped between pages (plc.directory's legacy form has the same flaw); use `after=<seq>`.
 """
 
 from __future__ import annotations
