@@ -28,7 +28,8 @@ SECTIONS: dict[str, tuple[Callable[[bool], list[Measurement]], str]] = {
 
 def machine_summary() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{platform.python_implementation()} {platform.python_version()} on {cpu}, {os.cpu_count()} cores"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{python} on {cpu}, {os.cpu_count()} cores"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
