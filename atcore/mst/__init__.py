@@ -15,6 +15,7 @@ Errors: see `atcore.mst.errors` (every one is an `MSTError`, a `ValueError`).
 """
 
 from atcore.mst.blockstore import BlockStore, MemoryBlockStore, OverlayBlockStore
+from atcore.mst.cache import NodeCache
 from atcore.mst.diff import MSTDiff, diff, diff_trees
 from atcore.mst.errors import (
     InvalidKeyError,
@@ -54,6 +55,7 @@ __all__ = [
     "MalformedNodeError",
     "MemoryBlockStore",
     "MissingBlockError",
+    "NodeCache",
     "OpMismatchError",
     "OverlayBlockStore",
     "PreparedCommit",

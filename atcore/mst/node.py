@@ -24,12 +24,13 @@ from typing import Final, TypeAlias
 
 import cbrrr
 
-from atcore.cid import CID, CidError
+from atcore.cid import CID
 from atcore.mst.errors import InvalidKeyError, MalformedNodeError
 
 MAX_KEY_BYTES: Final = 1024
-_KEY_RE: Final = re.compile(rb"[A-Za-z0-9_~.:\-]+/[A-Za-z0-9_~.:\-]+")
-_DOT_SEGMENTS: Final = (b".", b"..")
+# collection "/" rkey from the allowed characters; neither segment may be "." or ".."
+_KEY_RE: Final = re.compile(rb"(?!\.\.?/)[A-Za-z0-9_~.:\-]+/(?!\.\.?\Z)[A-Za-z0-9_~.:\-]+")
+_DAG_CBOR_PREFIX: Final = CID.CIDV1_DAG_CBOR_SHA256_32_PFX  # node links: dag-cbor + sha2-256/32
 _NODE_FIELDS: Final = frozenset(("e", "l"))
 _ENTRY_FIELDS: Final = frozenset(("k", "p", "t", "v"))
 
@@ -65,10 +66,7 @@ def is_valid_key(key: str | bytes) -> bool:
         if not key.isascii():
             return False
         key = key.encode()
-    if len(key) > MAX_KEY_BYTES or _KEY_RE.fullmatch(key) is None:
-        return False
-    collection, _, rkey = key.partition(b"/")
-    return collection not in _DOT_SEGMENTS and rkey not in _DOT_SEGMENTS
+    return len(key) <= MAX_KEY_BYTES and _KEY_RE.fullmatch(key) is not None
 
 
 def key_bytes(key: str) -> bytes:
@@ -82,7 +80,7 @@ def key_bytes(key: str) -> bytes:
 class Node:
     """One tree node; `cid is None` means it changed since it was last encoded."""
 
-    __slots__ = ("block", "cid", "fresh", "keys", "layer", "subs", "vals")
+    __slots__ = ("block", "cid", "fresh", "heads", "keys", "layer", "subs", "vals")
 
     def __init__(
         self,
@@ -100,6 +98,7 @@ class Node:
         self.subs = subs
         self.cid = cid
         self.block = block
+        self.heads: list[bytes] | None = None  # entry_heads(keys), kept while the keys stay
         # True once encoded by us (rather than loaded): its block is new to the store.
         self.fresh = False
 
@@ -111,11 +110,13 @@ class Node:
         """No keys and no subtree: only valid as the root of an empty tree."""
         return not self.keys and self.subs[0] is None
 
-    def touch(self) -> None:
-        """Forget the cached encoding after a change."""
+    def touch(self, *, keys_changed: bool = False) -> None:
+        """Forget the cached encoding after a change (and the key heads if the keys changed)."""
         self.cid = None
         self.block = None
         self.fresh = False
+        if keys_changed:
+            self.heads = None
 
     def sealed(self) -> tuple[CID, bytes]:
         """The cached (CID, block); only valid once the node has been encoded or loaded."""
@@ -127,15 +128,10 @@ class Node:
         """Encode (children must already have CIDs) and cache the result."""
         if self.cid is not None and self.block is not None:
             return self.cid, self.block
-        sub_cids: list[CID | None] = []
-        for sub in self.subs:
-            if isinstance(sub, Node):
-                if sub.cid is None:
-                    raise RuntimeError("a child must be encoded before its parent")
-                sub_cids.append(sub.cid)
-            else:
-                sub_cids.append(sub)
-        block = encode_node(self.keys, self.vals, sub_cids)
+        heads = self.heads
+        if heads is None:
+            heads = self.heads = entry_heads(self.keys)
+        block = assemble_node(heads, self.vals, self.subs)
         self.cid = CID.for_dag_cbor(block)
         self.block = block
         self.fresh = True
@@ -175,6 +171,9 @@ def _head(major: int, n: int) -> bytes:
     return bytes((major | 27,)) + n.to_bytes(8, "big")
 
 
+_UINT_HEADS: Final = tuple(_head(0x00, n) for n in range(256))
+_BYTES_HEADS: Final = tuple(_head(0x40, n) for n in range(256))
+_ARRAY_HEADS: Final = tuple(_head(0x80, n) for n in range(256))
 _LINK_HEAD_36: Final = b"\xd8\x2a\x58\x25\x00"  # tag 42, 37-byte string, multibase identity 0x00
 
 
@@ -187,50 +186,91 @@ def _link(cid: CID | None) -> bytes:
     return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
 
 
+def _shared_prefix(a: bytes, b: bytes) -> int:
+    """`common_prefix_len` for byte strings in O(1) interpreter steps (XOR, then bit length)."""
+    n = len(a) if len(a) < len(b) else len(b)
+    diff = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
+    return n - ((diff.bit_length() + 7) >> 3)
+
+
+def entry_heads(keys: Sequence[bytes]) -> list[bytes]:
+    """Per entry, its encoding up to its `t` value: `{"k": suffix, "p": prefix, "t":`.
+
+    These depend on the keys alone, so a node caches them: re-encoding a node after a change
+    below it (the common case on a write path) only splices in the new child link.
+    """
+    heads = []
+    prev = b""
+    for key in keys:
+        p = _shared_prefix(prev, key)
+        n = len(key) - p
+        heads.append(
+            b"\xa4\x61k"
+            + (_BYTES_HEADS[n] if n < 256 else _head(0x40, n))
+            + key[p:]
+            + b"\x61p"
+            + (_UINT_HEADS[p] if p < 256 else _head(0, p))
+            + b"\x61t"
+        )
+        prev = key
+    return heads
+
+
+def assemble_node(heads: Sequence[bytes], vals: Sequence[CID], subs: Sequence[Sub]) -> bytes:
+    """The node block from cached entry heads; every `Node` in `subs` must be encoded."""
+    count = len(heads)
+    out = bytearray(b"\xa2\x61e")
+    out += _ARRAY_HEADS[count] if count < 256 else _head(0x80, count)
+    for i in range(count + 1):
+        if i < count:
+            out += heads[i]
+            sub = subs[i + 1]
+        else:
+            out += b"\x61l"
+            sub = subs[0]
+        if sub is None:
+            out += b"\xf6"
+        else:
+            link = sub.cid if isinstance(sub, Node) else sub
+            if link is None:
+                raise RuntimeError("a child must be encoded before its parent")
+            raw = link.cid_bytes
+            if len(raw) == 36:
+                out += _LINK_HEAD_36
+                out += raw
+            else:
+                out += _link(link)
+        if i < count:
+            raw = vals[i].cid_bytes
+            if len(raw) == 36:
+                out += b"\x61v\xd8\x2a\x58\x25\x00"
+                out += raw
+            else:
+                out += b"\x61v"
+                out += _link(vals[i])
+    return bytes(out)
+
+
 def encode_node(keys: Sequence[bytes], vals: Sequence[CID], subs: Sequence[CID | None]) -> bytes:
     """Canonical DAG-CBOR of a node (map keys in canonical order: `e` `l`; `k` `p` `t` `v`)."""
-    parts = [b"\xa2\x61e", _head(0x80, len(keys))]
-    append = parts.append
-    prev = b""
-    for i, key in enumerate(keys):
-        p = common_prefix_len(prev, key)
-        suffix = key[p:]
-        append(b"\xa4\x61k")
-        append(_head(0x40, len(suffix)))
-        append(suffix)
-        append(b"\x61p" + _head(0, p) + b"\x61t")
-        append(_link(subs[i + 1]))
-        append(b"\x61v")
-        append(_link(vals[i]))
-        prev = key
-    append(b"\x61l")
-    append(_link(subs[0]))
-    return b"".join(parts)
+    return assemble_node(entry_heads(keys), vals, subs)
 
 
 def _node_link(value: object, what: str) -> CID | None:
     """A subtree link: null or a dag-cbor/sha-256 CID (the only form allowed between nodes)."""
     if value is None:
         return None
-    if type(value) is not CID or not value.is_cidv1_dag_cbor_sha256_32():
+    if type(value) is not CID or value.cid_bytes[:4] != _DAG_CBOR_PREFIX:
         raise MalformedNodeError(f"{what} is not a dag-cbor sha-256 CID link")
     return value
 
 
-def _value_link(value: object) -> CID:
-    """A record link: any well-formed CID (kept exactly as written, never normalised)."""
-    if type(value) is not CID:
-        raise MalformedNodeError("entry value is not a CID link")
-    if not (value.is_cidv1_dag_cbor_sha256_32() or value.is_cidv1_raw_sha256_32()):
-        try:
-            CID.from_bytes(value.cid_bytes)
-        except CidError as exc:
-            raise MalformedNodeError(f"entry value is a malformed CID: {exc}") from exc
-    return value
-
-
 def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]:
-    """Strictly decode a node block into (keys, vals, subs); layer checks are the caller's."""
+    """Strictly decode a node block into (keys, vals, subs); layer checks are the caller's.
+
+    Record links may be any well-formed CID (the CID constructor validates them); they are kept
+    exactly as written, never normalised.
+    """
     try:
         data = cbrrr.decode_dag_cbor(block, cid_ctor=CID)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError) as exc:
@@ -244,28 +284,23 @@ def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]
     vals: list[CID] = []
     subs: list[CID | None] = [_node_link(data["l"], "node field 'l'")]
     prev = b""
-    for entry in entries:
+    for entry in entries:  # one pass, inlined: this loop runs for every node a tree loads
         if type(entry) is not dict or entry.keys() != _ENTRY_FIELDS:
             raise MalformedNodeError("entry must be a map with exactly the fields k, p, t, v")
-        key = _entry_key(entry["p"], entry["k"], prev)
+        p, suffix, value = entry["p"], entry["k"], entry["v"]
+        if type(p) is not int or type(suffix) is not bytes or type(value) is not CID:
+            raise MalformedNodeError("entry needs an integer 'p', bytes 'k' and a link 'v'")
+        if p < 0 or p > len(prev):
+            raise MalformedNodeError(f"prefix length {p} exceeds the previous key")
+        if p < len(prev) and suffix[:1] == prev[p : p + 1]:
+            raise MalformedNodeError("prefix compression is not maximal")
+        key = prev[:p] + suffix
+        if prev and key <= prev:
+            raise MalformedNodeError(f"keys are not strictly ascending at {key[:100]!r}")
+        if len(key) > MAX_KEY_BYTES or _KEY_RE.fullmatch(key) is None:
+            raise MalformedNodeError(f"invalid MST key {key[:100]!r} in node")
         keys.append(key)
-        vals.append(_value_link(entry["v"]))
+        vals.append(value)
         subs.append(_node_link(entry["t"], "entry field 't'"))
         prev = key
     return keys, vals, subs
-
-
-def _entry_key(prefix_len: object, suffix: object, prev: bytes) -> bytes:
-    """Rebuild a key from its compressed form, enforcing canonical compression and order."""
-    if type(prefix_len) is not int or type(suffix) is not bytes:
-        raise MalformedNodeError("entry 'p' must be an integer and 'k' a byte string")
-    if prefix_len < 0 or prefix_len > len(prev):
-        raise MalformedNodeError(f"prefix length {prefix_len} exceeds the previous key")
-    if prefix_len < len(prev) and suffix[:1] == prev[prefix_len : prefix_len + 1]:
-        raise MalformedNodeError("prefix compression is not maximal")
-    key = prev[:prefix_len] + suffix
-    if key <= prev and prev:
-        raise MalformedNodeError(f"keys are not strictly ascending at {key!r}")
-    if not is_valid_key(key):
-        raise MalformedNodeError(f"invalid MST key {key[:100]!r} in node")
-    return key

@@ -19,6 +19,7 @@ If an operation raises, the tree may be half-modified: discard it and load the r
 from __future__ import annotations
 
 import builtins
+import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -26,6 +27,7 @@ from typing import Final
 
 from atcore.cid import CID
 from atcore.mst.blockstore import BlockStore, MemoryBlockStore
+from atcore.mst.cache import NodeCache
 from atcore.mst.errors import (
     KeyExistsError,
     KeyNotFoundError,
@@ -35,6 +37,7 @@ from atcore.mst.errors import (
 )
 from atcore.mst.node import Node, key_bytes, key_height
 from atcore.mst.ops import RecordOp
+from atcore.mst.walk import iter_node_blocks, prefix_end, walk_range
 
 # What a write expects to find (see `_guard`): anything, nothing (None), any value, or a CID.
 _ANY: Final = object()
@@ -57,27 +60,31 @@ def _guard(key: bytes, prev: CID | None, expect: object) -> None:
 class MST:
     """A repository tree over a block store. Keys are repo paths (`collection/rkey`)."""
 
-    __slots__ = ("_known", "_root", "_store")
+    __slots__ = ("_cache", "_known", "_root", "_store")
 
-    def __init__(self, store: BlockStore, root: Node) -> None:
+    def __init__(self, store: BlockStore, root: Node, cache: NodeCache | None = None) -> None:
         self._store = store
         self._root = root
+        self._cache = cache
         # CIDs the store is known to hold (loaded or marked stored): a node rebuilt with the
         # same content (a split undoing an earlier insert of the batch, say) is not new.
         self._known: set[CID] = set()
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def create(cls, store: BlockStore | None = None) -> MST:
+    def create(cls, store: BlockStore | None = None, *, cache: NodeCache | None = None) -> MST:
         """An empty tree (reads, if any, go to `store`)."""
-        return cls(store if store is not None else MemoryBlockStore(), Node.empty())
+        return cls(store if store is not None else MemoryBlockStore(), Node.empty(), cache)
 
     @classmethod
-    def load(cls, store: BlockStore, root: CID) -> MST:
-        """The tree rooted at `root`; only the root node is decoded now."""
+    def load(cls, store: BlockStore, root: CID, *, cache: NodeCache | None = None) -> MST:
+        """The tree rooted at `root`; only the root node is decoded now.
+
+        `cache` (trusted stores only, see `NodeCache`) serves and remembers decoded nodes.
+        """
         if not root.is_cidv1_dag_cbor_sha256_32():
             raise MalformedNodeError(f"MST root {root} is not a dag-cbor sha-256 CID")
-        tree = cls(store, Node.empty())
+        tree = cls(store, Node.empty(), cache)
         tree._root = tree._load(root, None)
         return tree
 
@@ -112,13 +119,21 @@ class MST:
         return sub if isinstance(sub, Node) else self._load(sub, layer)
 
     def _load(self, cid: CID, layer: int | None) -> Node:
+        cache = self._cache
+        if cache is not None:
+            cached = cache.get(cid, layer)
+            if cached is not None:
+                self._known.add(cid)
+                return cached
         block = self._store.get(cid)
         if block is None:
             raise MissingBlockError(cid)
-        if CID.for_dag_cbor(block) != cid:
+        if hashlib.sha256(block).digest() != cid.cid_bytes[4:]:  # links are sha2-256/32
             raise MalformedNodeError(f"block stored under {cid} does not hash to it")
         node = Node.from_block(cid, block, layer)
         self._known.add(cid)
+        if cache is not None:
+            cache.put(node)
         return node
 
     # -- reads -------------------------------------------------------------------------------
@@ -144,7 +159,7 @@ class MST:
 
     def items(self) -> Iterator[tuple[str, CID]]:
         """Every (key, value) in key order."""
-        return self._walk(None, None, reverse=False)
+        return walk_range(self, None, None, reverse=False)
 
     def list(
         self,
@@ -157,7 +172,7 @@ class MST:
         """Pairs with after < key < before (bounds exclusive), ascending unless `reverse`."""
         lo = after.encode() + b"\x00" if after is not None else None  # next byte string after it
         hi = before.encode() if before is not None else None
-        return list(islice(self._walk(lo, hi, reverse=reverse), limit))
+        return list(islice(walk_range(self, lo, hi, reverse=reverse), limit))
 
     def list_prefix(
         self, prefix: str, *, limit: int | None = None
@@ -166,47 +181,9 @@ class MST:
         return list(islice(self.iter_prefix(prefix), limit))
 
     def iter_prefix(self, prefix: str, *, reverse: bool = False) -> Iterator[tuple[str, CID]]:
+        """Lazily, the pairs whose key starts with `prefix`."""
         raw = prefix.encode()
-        end = _prefix_end(raw)
-        return self._walk(raw or None, end, reverse=reverse)
-
-    def _walk(
-        self, lo: bytes | None, hi: bytes | None, *, reverse: bool
-    ) -> Iterator[tuple[str, CID]]:
-        walk = self._walk_desc if reverse else self._walk_asc
-        for key, value in walk(self._root, lo, hi):
-            yield key.decode(), value
-
-    def _walk_asc(
-        self, node: Node, lo: bytes | None, hi: bytes | None
-    ) -> Iterator[tuple[bytes, CID]]:
-        """Keys in [lo, hi) under `node`; only subtrees overlapping the range are visited."""
-        keys, vals = node.keys, node.vals
-        first = 0 if lo is None else bisect_left(keys, lo)
-        last = len(keys) if hi is None else bisect_left(keys, hi)
-        for i in range(first, last + 1):
-            sub = self.child(node, i)
-            if sub is not None:
-                yield from self._walk_asc(
-                    sub, lo if i == first else None, hi if i == last else None
-                )
-            if i < last:
-                yield keys[i], vals[i]
-
-    def _walk_desc(
-        self, node: Node, lo: bytes | None, hi: bytes | None
-    ) -> Iterator[tuple[bytes, CID]]:
-        keys, vals = node.keys, node.vals
-        first = 0 if lo is None else bisect_left(keys, lo)
-        last = len(keys) if hi is None else bisect_left(keys, hi)
-        for i in range(last, first - 1, -1):
-            if i < last:
-                yield keys[i], vals[i]
-            sub = self.child(node, i)
-            if sub is not None:
-                yield from self._walk_desc(
-                    sub, lo if i == first else None, hi if i == last else None
-                )
+        return walk_range(self, raw or None, prefix_end(raw), reverse=reverse)
 
     # -- writes ------------------------------------------------------------------------------
     def put(self, key: str, value: CID) -> CID | None:
@@ -278,7 +255,7 @@ class MST:
             node.keys.insert(i, key)
             node.vals.insert(i, value)
             node.subs[i : i + 1] = [left, right]
-            node.touch()
+            node.touch(keys_changed=True)
             return None
         sub = self.child(node, i)
         if sub is None:
@@ -339,7 +316,7 @@ class MST:
             del node.keys[i]
             del node.vals[i]
             node.subs[i : i + 2] = [merged]
-            node.touch()
+            node.touch(keys_changed=True)
             return prev
         sub = self.child(node, i)
         if sub is None:
@@ -365,7 +342,7 @@ class MST:
         left.vals.extend(right.vals)
         left.subs[-1] = seam
         left.subs.extend(right.subs[1:])
-        left.touch()
+        left.touch(keys_changed=True)
         return left
 
     # -- encoding ----------------------------------------------------------------------------
@@ -388,7 +365,7 @@ class MST:
         return out
 
     def mark_stored(self) -> None:
-        """Record that the caller has persisted `new_blocks()`."""
+        """Record that the caller has persisted `new_blocks()` (and cache them, if caching)."""
         _seal(self._root)
         stack = [self._root]
         while stack:
@@ -396,19 +373,14 @@ class MST:
             if node.fresh:
                 node.fresh = False
                 self._known.add(node.sealed()[0])
+                if self._cache is not None:
+                    self._cache.put(node)
                 stack.extend(sub for sub in node.subs if isinstance(sub, Node))
 
     def iter_blocks(self) -> Iterator[tuple[CID, bytes]]:
         """Every node block of the tree, pre-order (for a full repo export)."""
         _seal(self._root)
-        stack = [self._root]
-        while stack:
-            node = stack.pop()
-            yield node.sealed()
-            # resolve without attaching: an export must not pin the whole repo in memory
-            for sub in reversed(node.subs):
-                if sub is not None:
-                    stack.append(self.resolve(sub, node.layer - 1))
+        return iter_node_blocks(self)
 
 
 def _seal(node: Node) -> CID:
@@ -425,11 +397,3 @@ def _lift(node: Node | None, layer: int) -> Node | None:
     while node is not None and node.layer < layer:
         node = Node(node.layer + 1, [], [], [node])
     return node
-
-
-def _prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string starting with `prefix`."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes((trimmed[-1] + 1,))

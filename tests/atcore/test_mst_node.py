@@ -20,7 +20,7 @@ from atcore.mst import (
     is_valid_key,
     key_height,
 )
-from atcore.mst.node import Node
+from atcore.mst.node import Node, _shared_prefix
 from tests.atcore._mst_support import KEY_POOL, VALUES
 from tests.interop import json_cases, lines
 
@@ -53,6 +53,12 @@ def test_common_prefix_matches_naive_scan(a: str, b: str) -> None:
     while naive < min(len(a), len(b)) and a[naive] == b[naive]:
         naive += 1
     assert common_prefix_len(a, b) == naive
+
+
+@given(st.binary(max_size=12), st.binary(max_size=12))
+def test_byte_prefix_fast_path_agrees(a: bytes, b: bytes) -> None:
+    assert _shared_prefix(a, b) == common_prefix_len(a, b)
+    assert _shared_prefix(a + b, a) == len(a)
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,16 @@ from atcore.mst import (
     InvalidKeyError,
     KeyExistsError,
     KeyNotFoundError,
+    MalformedNodeError,
     MemoryBlockStore,
     MissingBlockError,
+    NodeCache,
     OpMismatchError,
     OverlayBlockStore,
     RecordOp,
     key_height,
 )
+from atcore.mst.node import Node
 from tests.atcore._mst_support import (
     VALUES,
     CountingStore,
@@ -284,3 +287,57 @@ def test_missing_block_is_reported() -> None:
     with pytest.raises(MissingBlockError) as info:
         list(tree.items())
     assert info.value.cid in mem
+
+
+# -- node cache ------------------------------------------------------------------------------------
+@given(contents, st.lists(st.tuples(keys, values), min_size=1, max_size=8))
+def test_cached_commit_chain_matches_uncached(
+    items: dict[str, CID], writes: list[tuple[str, CID]]
+) -> None:
+    store, root = stored(build(items))
+    cache = NodeCache(capacity=64)
+    cached_root = plain_root = root
+    for key, value in writes:
+        cached = MST.load(store, cached_root, cache=cache)
+        plain = MST.load(store, plain_root)
+        cached.put(key, value)
+        plain.put(key, value)
+        assert cached.new_blocks() == plain.new_blocks()
+        store.put_many(cached.new_blocks())
+        cached.mark_stored()
+        cached_root, plain_root = cached.root_cid(), plain.root_cid()
+        assert cached_root == plain_root
+    items.update(writes)
+    assert list(MST.load(store, cached_root, cache=cache).items()) == sorted(items.items())
+    assert len(cache) <= 64
+
+
+def test_cache_serves_the_next_commit_without_reading_the_store() -> None:
+    mem, root = stored(build({f"com.example.record/{i:05d}": LEAF for i in range(2000)}))
+    store = CountingStore({cid: mem.get(cid) or b"" for cid in mem})
+    cache = NodeCache()
+    tree = MST.load(store, root, cache=cache)
+    tree.put("com.example.record/00777", VALUES[1])
+    store.put_many(tree.new_blocks())
+    tree.mark_stored()
+    store.reads.clear()
+    again = MST.load(store, tree.root_cid(), cache=cache)
+    assert again.get("com.example.record/00777") == VALUES[1]
+    assert store.reads == []
+
+
+def test_cache_checks_where_a_node_is_loaded() -> None:
+    store, root = stored(build({f"com.example.record/{i:05d}": LEAF for i in range(300)}))
+    cache = NodeCache()
+    top = MST.load(store, root, cache=cache)
+    list(top.items())  # decodes (and caches) every node
+    child_cid = next(sub for sub in MST.load(store, root).root.subs if sub is not None)
+    assert isinstance(child_cid, CID)
+    # served from the cache alone (the store is empty), at the wrong layer: rejected
+    wrong_parent = Node(top.root.layer + 1, [], [], [child_cid])
+    with pytest.raises(MalformedNodeError):
+        MST(MemoryBlockStore(), wrong_parent, cache).child(wrong_parent, 0)
+    right_parent = Node(top.root.layer, [], [], [child_cid])
+    assert MST(MemoryBlockStore(), right_parent, cache).child(right_parent, 0) is not None
+    with pytest.raises(ValueError, match="positive"):
+        NodeCache(capacity=0)
