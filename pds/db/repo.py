@@ -1,0 +1,369 @@
+"""SQL for repositories: roots, blocks, the record index and record → blob references.
+
+Blocks are keyed by (did, binary CID); `repo_rev` is the rev of the commit that first stored the
+block, which is what `getRepo?since=` filters on. Records are indexed by AT URI with their CID
+as text. Every writer function takes the caller's connection so a whole commit is one
+transaction; batch writers take row lists and run one `executemany` each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from atcore.cid import CID
+from pds.db import schema
+
+_block = schema.repo_block
+_root = schema.repo_root
+_record = schema.record
+_blob = schema.blob
+_record_blob = schema.record_blob
+_account = schema.account
+
+# SQLite's default limit on host parameters is 32766; stay well below it per IN list.
+_IN_CHUNK = 500
+
+
+def _chunks(items: Sequence[object], size: int = _IN_CHUNK) -> Iterable[Sequence[object]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- roots -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepoHead:
+    """A repository's current commit, with the account's signing key (for the next commit)."""
+
+    did: str
+    commit_cid: CID
+    rev: str
+    signing_key: bytes
+
+
+async def load_heads(conn: AsyncConnection, dids: Sequence[str]) -> dict[str, RepoHead]:
+    """Current heads of the repos of `dids` (those without a repo are absent)."""
+    heads: dict[str, RepoHead] = {}
+    for chunk in _chunks(list(dids)):
+        rows = await conn.execute(
+            select(_root.c.did, _root.c.cid, _root.c.rev, _account.c.signing_key)
+            .join(_account, _account.c.did == _root.c.did)
+            .where(_root.c.did.in_(chunk))
+        )
+        for did, cid, rev, key in rows:
+            heads[did] = RepoHead(did, CID.parse(cid), rev, bytes(key))
+    return heads
+
+
+async def get_root(conn: AsyncConnection, did: str) -> tuple[CID, str] | None:
+    """(commit CID, rev) of a repo, or None when the DID has no repo here."""
+    row = (await conn.execute(select(_root.c.cid, _root.c.rev).where(_root.c.did == did))).first()
+    return (CID.parse(row[0]), row[1]) if row else None
+
+
+async def insert_root(conn: AsyncConnection, did: str, cid: CID, rev: str, now: int) -> None:
+    await conn.execute(insert(_root).values(did=did, cid=str(cid), rev=rev, indexed_at=now))
+
+
+async def update_roots(
+    conn: AsyncConnection, rows: Sequence[tuple[str, CID, str]], now: int
+) -> None:
+    """Move each (did, commit, rev) root; one statement for the whole batch."""
+    if not rows:
+        return
+    stmt = (
+        update(_root)
+        .where(_root.c.did == bindparam("b_did"))
+        .values(cid=bindparam("b_cid"), rev=bindparam("b_rev"), indexed_at=bindparam("b_now"))
+    )
+    await conn.execute(
+        stmt,
+        [{"b_did": did, "b_cid": str(cid), "b_rev": rev, "b_now": now} for did, cid, rev in rows],
+    )
+
+
+async def list_repo_dids(conn: AsyncConnection, after: str | None, limit: int) -> list[str]:
+    query = select(_root.c.did).order_by(_root.c.did).limit(limit)
+    if after is not None:
+        query = query.where(_root.c.did > after)
+    return [row[0] for row in await conn.execute(query)]
+
+
+# -- blocks ----------------------------------------------------------------------------------
+
+
+async def get_blocks(conn: AsyncConnection, did: str, cids: Sequence[CID]) -> dict[CID, bytes]:
+    """The blocks among `cids` that the repo holds."""
+    found: dict[CID, bytes] = {}
+    by_bytes = {cid.cid_bytes: cid for cid in cids}
+    for chunk in _chunks(list(by_bytes)):
+        rows = await conn.execute(
+            select(_block.c.cid, _block.c.content).where(
+                _block.c.did == did, _block.c.cid.in_(chunk)
+            )
+        )
+        for raw, content in rows:
+            found[by_bytes[bytes(raw)]] = bytes(content)
+    return found
+
+
+async def put_blocks(conn: AsyncConnection, rows: Sequence[tuple[str, CID, str, bytes]]) -> None:
+    """Store (did, cid, rev, block) rows; blocks already stored keep their first rev."""
+    if not rows:
+        return
+    stmt = sqlite_insert(_block).on_conflict_do_nothing()
+    await conn.execute(
+        stmt,
+        [
+            {"did": did, "cid": cid.cid_bytes, "repo_rev": rev, "size": len(b), "content": b}
+            for did, cid, rev, b in rows
+        ],
+    )
+
+
+async def delete_blocks(conn: AsyncConnection, rows: Sequence[tuple[str, CID]]) -> None:
+    if not rows:
+        return
+    stmt = delete(_block).where(
+        and_(_block.c.did == bindparam("b_did"), _block.c.cid == bindparam("b_cid"))
+    )
+    await conn.execute(stmt, [{"b_did": did, "b_cid": cid.cid_bytes} for did, cid in rows])
+
+
+async def block_page(
+    conn: AsyncConnection, did: str, *, since: str | None, after: bytes | None, limit: int
+) -> list[tuple[bytes, bytes]]:
+    """One page of (binary cid, block) for an export, in CID order after `after`."""
+    query = (
+        select(_block.c.cid, _block.c.content)
+        .where(_block.c.did == did)
+        .order_by(_block.c.cid)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(_block.c.repo_rev > since)
+    if after is not None:
+        query = query.where(_block.c.cid > after)
+    return [(bytes(c), bytes(b)) for c, b in await conn.execute(query)]
+
+
+# -- records ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    uri: str
+    did: str
+    collection: str
+    rkey: str
+    cid: str
+    rev: str
+
+
+async def upsert_records(conn: AsyncConnection, rows: Sequence[RecordRow], now: int) -> None:
+    if not rows:
+        return
+    stmt = sqlite_insert(_record)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_record.c.uri],
+        set_={"cid": stmt.excluded.cid, "repo_rev": stmt.excluded.repo_rev, "indexed_at": now},
+    )
+    await conn.execute(
+        stmt,
+        [
+            {
+                "uri": r.uri,
+                "cid": r.cid,
+                "did": r.did,
+                "collection": r.collection,
+                "rkey": r.rkey,
+                "repo_rev": r.rev,
+                "indexed_at": now,
+            }
+            for r in rows
+        ],
+    )
+
+
+async def delete_records(conn: AsyncConnection, uris: Sequence[str]) -> None:
+    if uris:
+        await conn.execute(
+            delete(_record).where(_record.c.uri == bindparam("b_uri")),
+            [{"b_uri": uri} for uri in uris],
+        )
+
+
+async def referenced_record_cids(conn: AsyncConnection, did: str, cids: Sequence[str]) -> set[str]:
+    """Which of `cids` (text) some record of the repo still points at."""
+    found: set[str] = set()
+    for chunk in _chunks(list(cids)):
+        rows = await conn.execute(
+            select(_record.c.cid).where(_record.c.did == did, _record.c.cid.in_(chunk)).distinct()
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def get_record(
+    conn: AsyncConnection, uri: str, cid: str | None = None
+) -> tuple[str, bytes] | None:
+    """(cid, block) of an indexed, not taken-down record (optionally only at `cid`)."""
+    row = (
+        await conn.execute(
+            select(_record.c.did, _record.c.cid).where(
+                _record.c.uri == uri, _record.c.takedown_ref.is_(None)
+            )
+        )
+    ).first()
+    if row is None or (cid is not None and row[1] != cid):
+        return None
+    did, record_cid = row
+    content = await conn.scalar(
+        select(_block.c.content).where(
+            _block.c.did == did, _block.c.cid == CID.parse(record_cid).cid_bytes
+        )
+    )
+    return (record_cid, bytes(content)) if content is not None else None
+
+
+async def list_records(
+    conn: AsyncConnection,
+    did: str,
+    collection: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    reverse: bool,
+) -> list[tuple[str, str, bytes]]:
+    """(uri, cid, block) of a collection's records by rkey: descending, or ascending if reverse.
+
+    `record.cid` is text while blocks are keyed by binary CID, so the blocks come from a second
+    query (one IN list) rather than a join.
+    """
+    query = (
+        select(_record.c.uri, _record.c.cid)
+        .where(
+            _record.c.did == did,
+            _record.c.collection == collection,
+            _record.c.takedown_ref.is_(None),
+        )
+        .order_by(_record.c.rkey.asc() if reverse else _record.c.rkey.desc())
+        .limit(limit)
+    )
+    if cursor is not None:
+        query = query.where(_record.c.rkey > cursor if reverse else _record.c.rkey < cursor)
+    rows = [(uri, cid, CID.parse(cid)) for uri, cid in await conn.execute(query)]
+    blocks = await get_blocks(conn, did, [parsed for _, _, parsed in rows])
+    return [(uri, cid, blocks[parsed]) for uri, cid, parsed in rows if parsed in blocks]
+
+
+async def list_collections(conn: AsyncConnection, did: str) -> list[str]:
+    rows = await conn.execute(
+        select(_record.c.collection)
+        .where(_record.c.did == did)
+        .group_by(_record.c.collection)
+        .order_by(_record.c.collection)
+    )
+    return [row[0] for row in rows]
+
+
+# -- blobs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlobRow:
+    cid: str
+    mime_type: str
+    size: int
+    temp_key: str | None
+
+
+async def find_blobs(conn: AsyncConnection, did: str, cids: Sequence[str]) -> dict[str, BlobRow]:
+    """The repo's blob rows among `cids` (text), taken-down ones excluded."""
+    found: dict[str, BlobRow] = {}
+    for chunk in _chunks(list(cids)):
+        rows = await conn.execute(
+            select(_blob.c.cid, _blob.c.mime_type, _blob.c.size, _blob.c.temp_key).where(
+                _blob.c.did == did, _blob.c.cid.in_(chunk), _blob.c.takedown_ref.is_(None)
+            )
+        )
+        for cid, mime, size, temp_key in rows:
+            found[cid] = BlobRow(cid, mime, int(size), temp_key)
+    return found
+
+
+async def mark_blobs_permanent(conn: AsyncConnection, rows: Sequence[tuple[str, str]]) -> None:
+    """Clear `temp_key` of (did, cid) blobs now referenced by a committed record."""
+    if rows:
+        stmt = (
+            update(_blob)
+            .where(and_(_blob.c.did == bindparam("b_did"), _blob.c.cid == bindparam("b_cid")))
+            .values(temp_key=None)
+        )
+        await conn.execute(stmt, [{"b_did": d, "b_cid": c} for d, c in rows])
+
+
+async def blobs_of_records(conn: AsyncConnection, did: str, uris: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(uris)):
+        rows = await conn.execute(
+            select(_record_blob.c.blob_cid).where(
+                _record_blob.c.did == did, _record_blob.c.record_uri.in_(chunk)
+            )
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def delete_record_blobs(conn: AsyncConnection, did: str, uris: Sequence[str]) -> None:
+    if uris:
+        stmt = delete(_record_blob).where(
+            and_(_record_blob.c.did == did, _record_blob.c.record_uri == bindparam("b_uri"))
+        )
+        await conn.execute(stmt, [{"b_uri": uri} for uri in uris])
+
+
+async def insert_record_blobs(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:
+    """(did, blob cid, record uri) references."""
+    if rows:
+        await conn.execute(
+            sqlite_insert(_record_blob).on_conflict_do_nothing(),
+            [{"did": d, "blob_cid": c, "record_uri": u} for d, c, u in rows],
+        )
+
+
+async def referenced_blobs(conn: AsyncConnection, did: str, cids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(list(cids)):
+        rows = await conn.execute(
+            select(_record_blob.c.blob_cid)
+            .where(_record_blob.c.did == did, _record_blob.c.blob_cid.in_(chunk))
+            .distinct()
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def delete_blob_rows(conn: AsyncConnection, did: str, cids: Sequence[str]) -> None:
+    if cids:
+        stmt = delete(_blob).where(and_(_blob.c.did == did, _blob.c.cid == bindparam("b_cid")))
+        await conn.execute(stmt, [{"b_cid": c} for c in cids])
+
+
+# -- whole repositories ----------------------------------------------------------------------
+
+
+async def delete_repo_rows(conn: AsyncConnection, did: str) -> list[str]:
+    """Delete everything stored for a repo; returns the CIDs (text) of its blobs."""
+    blob_cids = [
+        row[0] for row in await conn.execute(select(_blob.c.cid).where(_blob.c.did == did))
+    ]
+    for table in (_record_blob, _blob, _record, _block, _root):
+        await conn.execute(delete(table).where(table.c.did == did))
+    return blob_cids
