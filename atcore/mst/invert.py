@@ -4,7 +4,8 @@ Consumer: a `#commit` carries the new tree's changed nodes plus, for every op, t
 locate the op's key and its neighbours (a "covering proof"). Starting from the new root and
 reading *only* those blocks, undoing each op in reverse order (a create is deleted, an update
 restores `prev`, a delete re-inserts `prev`) must give back the previous root, `prevData`.
-`invert_commit` does that; a missing block means the slice is not a valid Sync 1.1 proof.
+`invert_commit` does that; a missing block means the slice is not a valid Sync 1.1 proof
+(with one tolerated omission, see `_invert_tolerating_bare_top`).
 
 Producer: `prepare_commit` applies writes to a tree and returns the new root, the resolved ops
 and every MST block the `#commit` must carry (`new_blocks` ∪ the covering proofs).
@@ -57,8 +58,9 @@ def invert_commit(
     try:
         tree = MST.load(store, new_root)
         for op in reversed(ops):
-            invert_op(tree, op)
-        return tree.root_cid()
+            _invert_tolerating_bare_top(tree, op)
+        bare = _bare_top(tree)
+        return bare if bare is not None else tree.root_cid()
     except MissingBlockError as exc:
         raise InversionError(
             f"commit blocks are not a valid Sync 1.1 proof: MST node {exc.cid} is missing"
@@ -82,3 +84,27 @@ def invert_op(tree: MST, op: RecordOp) -> None:
         tree.update(op.path, op.prev, prev=op.cid)
     else:
         tree.add(op.path, op.prev)
+
+
+def _bare_top(tree: MST) -> CID | None:
+    """The CID below a top node left with no keys, when that child is not loaded."""
+    root = tree.root
+    below = root.subs[0]
+    return below if not root.keys and isinstance(below, CID) else None
+
+
+def _invert_tolerating_bare_top(tree: MST, op: RecordOp) -> None:
+    """`invert_op`, except that undoing a create may leave the top un-trimmed.
+
+    Deleting the last key of the top node trims the tree down to its child, which has to be read
+    to make sure it is not itself a bare pointer. Slices from producers that predate covering
+    proofs omit that child; like the reference relay, the child's CID is then taken as the
+    root. That is sound here: if the child were a bare pointer, the recomputed root would not
+    match `prevData`, and the caller rejects the commit on that comparison.
+    """
+    was_bare = _bare_top(tree) is not None
+    try:
+        invert_op(tree, op)
+    except MissingBlockError as exc:
+        if was_bare or op.action != "create" or _bare_top(tree) != exc.cid:
+            raise

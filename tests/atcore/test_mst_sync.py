@@ -9,10 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from atcore.car import read_car, write_car
 from atcore.cid import CID
 from atcore.mst import (
     MST,
     InversionError,
+    MemoryBlockStore,
     ProofError,
     RecordOp,
     commit_proof_blocks,
@@ -49,9 +51,10 @@ def test_commit_proof_fixture(case: dict[str, Any]) -> None:
     assert {str(cid) for cid in commit.blocks} == set(case["blocksInProof"])
     assert set(commit.blocks) >= set(commit.new_blocks)
 
-    # the proof alone must undo the ops, in whatever order they are undone
+    # the proof alone, as a consumer reads it from a CAR slice, undoes the ops in any order
+    _, slice_blocks = read_car(write_car([commit.data], commit.blocks.items()))
     for order in itertools.permutations(commit.ops):
-        assert invert_commit(commit.data, list(order), commit.blocks) == before
+        assert invert_commit(commit.data, list(order), slice_blocks) == before
 
 
 @given(contents, st.data())
@@ -149,3 +152,31 @@ def test_proof_failures() -> None:
         verify_proof(root, key, tampered)
     with pytest.raises(ProofError):
         verify_proof(root, key, {})
+
+
+def test_inversion_tolerates_an_omitted_child_below_a_trimmed_top() -> None:
+    # A create on a new top layer, above every key: the new root is [old root, key]. Undoing it
+    # trims back to the old root, a block older producers left out of the slice.
+    before = {f"com.example.record/3k{i:05d}": VALUES[0] for i in range(40)}
+    top = max(key_height(k) for k in before)
+    key = next(
+        f"com.example.record/z{i}"
+        for i in range(10_000)
+        if key_height(f"com.example.record/z{i}") > top
+    )
+    store, prev_data = stored(build(before))
+    commit = prepare_commit(MST.load(store, prev_data), [RecordOp.create(key, VALUES[1])])
+    assert prev_data in commit.blocks  # covering proofs do carry it
+    slim = {cid: block for cid, block in commit.blocks.items() if cid != prev_data}
+    assert invert_commit(commit.data, commit.ops, slim) == prev_data
+    # once the top is bare, any op that needs the omitted child is an incomplete proof
+    more = [
+        RecordOp.create("com.example.record/3k00007x", VALUES[1]),
+        RecordOp.create(key, VALUES[1]),
+    ]
+    commit = prepare_commit(MST.load(store, prev_data), more)
+    below = MST.load(MemoryBlockStore(commit.blocks), commit.data).root.subs[0]
+    assert isinstance(below, CID)
+    slim = {cid: block for cid, block in commit.blocks.items() if cid != below}
+    with pytest.raises(InversionError, match="missing"):
+        invert_commit(commit.data, commit.ops, slim)
