@@ -12,8 +12,10 @@ single writer that must not wait on the network.
 
 Every transaction that changes what the network should know about (a handle, the account status)
 writes its firehose event in the same transaction (`pds.sequencer`), through
-`Sequencer.transaction()` so subscribers are woken once it commits. The repository writer belongs
-to another module; this one needs only the `RepoLifecycle` protocol below.
+`Sequencer.transaction()` so subscribers are woken once it commits. The repository side
+(`RepoWriter.create_repo`, which sequences `#commit` and `#sync` after our `#identity` and
+`#account`, as the reference orders them; `delete_repo`; `sequence_sync`) runs in the same
+transactions.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.cid import CID
-from atcore.crypto import K256Keypair, Keypair
+from atcore.crypto import K256Keypair
 from atcore.identity.plc import (
     PlcOp,
     create_genesis_op,
@@ -49,6 +51,7 @@ from pds.db import accounts as q
 from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.plc_client import PlcClient, PlcClientError
+from pds.repo.writer import RepoWriter
 from pds.sequencer import Sequencer
 
 log = logging.getLogger(__name__)
@@ -72,12 +75,17 @@ _EVENT_STATUS: Final[dict[AccountStatus, seq.AccountStatus]] = {
 }
 
 
+# Event bodies are DAG-CBOR, which takes exact `str`s: typed `Did`/`Handle` values are unwrapped.
 async def sequence_status(conn: AsyncConnection, did: Did, status: AccountStatus) -> None:
     """The `#account` event for a status: active, or inactive saying why."""
     if status is AccountStatus.ACTIVE:
-        await seq.sequence_account(conn, did, True)
+        await seq.sequence_account(conn, str(did), True)
     else:
-        await seq.sequence_account(conn, did, False, _EVENT_STATUS[status])
+        await seq.sequence_account(conn, str(did), False, _EVENT_STATUS[status])
+
+
+async def sequence_identity(conn: AsyncConnection, did: Did, handle: str | None) -> None:
+    await seq.sequence_identity(conn, str(did), None if handle is None else str(handle))
 
 
 def status_of(account: q.AccountRow | None) -> AccountStatus:
@@ -90,25 +98,14 @@ def status_of(account: q.AccountRow | None) -> AccountStatus:
     return AccountStatus.ACTIVE
 
 
-class RepoLifecycle(Protocol):
-    """The repository writer's share of the account lifecycle (run inside our transaction)."""
-
-    async def create_repo(self, conn: AsyncConnection, did: Did, signing_key: Keypair) -> None:
-        """Write the empty signed first commit and sequence its `#commit` and `#sync` events."""
-
-    async def delete_repo(self, conn: AsyncConnection, did: Did) -> list[CID]:
-        """Remove the repo's blocks, records, root and blob rows; return the blob CIDs."""
-
-    async def sequence_sync(self, conn: AsyncConnection, did: Did) -> None:
-        """Sequence a `#sync` event for the current commit (on reactivation)."""
-
-
 @dataclass(frozen=True, slots=True)
 class NewAccount:
     handle: str
     password: str
     email: str | None = None
     invite_code: str | None = None
+    recovery_key: str | None = None
+    """A did:key the user holds, listed ahead of ours so it can override our PLC operations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +147,7 @@ class AccountManager:
         handles: HandlePolicy,
         tokens: TokenIssuer,
         invite_required: bool,
-        repo: RepoLifecycle,
+        repo_writer: RepoWriter,
         sequencer: Sequencer,
         blobstore: BlobStore | None,
     ) -> None:
@@ -161,7 +158,7 @@ class AccountManager:
         self.handles = handles
         self.tokens = tokens
         self.invite_required = invite_required
-        self.repo = repo
+        self.repo_writer = repo_writer
         self.sequencer = sequencer
         self.blobstore = blobstore
 
@@ -197,7 +194,10 @@ class AccountManager:
         signing_key = K256Keypair.generate()
         genesis = create_genesis_op(
             signer=self.rotation_key,
-            rotation_keys=[self.rotation_key.did()],
+            rotation_keys=[
+                *([new.recovery_key] if new.recovery_key else []),
+                self.rotation_key.did(),
+            ],
             signing_key=signing_key.did(),
             handle=handle,
             pds_endpoint=self.public_url,
@@ -224,9 +224,9 @@ class AccountManager:
                     expires_at=pair.refresh_expires_at * 1000,
                     app_password_name=None,
                 )
-                await seq.sequence_identity(conn, did, handle)
+                await sequence_identity(conn, did, handle)
                 await sequence_status(conn, did, AccountStatus.ACTIVE)
-                await self.repo.create_repo(conn, did, signing_key)
+                await self.repo_writer.create_repo(conn, did, signing_key)
         except Exception:
             await self._tombstone(did, genesis)
             raise
@@ -306,7 +306,7 @@ class AccountManager:
                 raise InvalidRequest(
                     f"Handle already taken: {handle}", error="HandleNotAvailable"
                 ) from None
-            await seq.sequence_identity(conn, did, handle)
+            await sequence_identity(conn, did, handle)
         return handle
 
     async def _update_plc_handle(self, did: str, handle: str) -> None:
@@ -338,8 +338,8 @@ class AccountManager:
             await q.set_deactivated(conn, did, deactivated_at=None, delete_after=None)
             current = await q.get_account(conn, did)
             await sequence_status(conn, did, status_of(current))
-            await seq.sequence_identity(conn, did, account.handle)
-            await self.repo.sequence_sync(conn, did)
+            await sequence_identity(conn, did, account.handle)
+            await self.repo_writer.sequence_sync(conn, did)
 
     async def is_did_document_valid(self, did: Did, account: q.AccountRow) -> bool:
         try:
@@ -394,8 +394,8 @@ class AccountManager:
         """Remove the account, its repo, records and blobs; sequence `#account` deleted."""
         async with self.sequencer.transaction() as conn:
             await q.delete_account_rows(conn, did)
-            blob_cids = await self.repo.delete_repo(conn, did)
-            await seq.mark_invalidated(conn, did)
+            blob_cids = await self.repo_writer.delete_repo(conn, did)
+            await seq.mark_invalidated(conn, str(did))
             await sequence_status(conn, did, AccountStatus.DELETED)
         await self._purge_blobs(did, blob_cids)
 
@@ -406,7 +406,7 @@ class AccountManager:
             await self.blobstore.delete_many(did, cids)
         except Exception:
             # The rows are gone, so the files are unreachable; log for an operator to sweep.
-            log.exception("could not delete %d blobs of deleted account %s", len(cids), did)
+            log.exception("could not delete the %d blobs of deleted account %s", len(cids), did)
 
     # -- invites ----------------------------------------------------------------------------------
     async def create_invite_codes(

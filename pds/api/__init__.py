@@ -1,0 +1,16 @@
+"""The PDS's HTTP API: one module per XRPC namespace, each with `add_routes(app)`.
+
+Handlers read inputs through `pds.api.params`, authenticate through the context's
+`AuthVerifier`, and raise `atcore.xrpc` errors, which the error middleware renders as JSON.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from pds.api import admin, identity, server, server_account, well_known
+
+
+def add_routes(app: web.Application) -> None:
+    for module in (well_known, server, server_account, identity, admin):
+        module.add_routes(app)

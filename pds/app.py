@@ -1,0 +1,58 @@
+"""The PDS's aiohttp application: middlewares, response headers, routes, and the context's life.
+
+Middlewares, outermost first:
+
+1. CORS preflight (answered before routing, for any path);
+2. the XRPC error middleware (`atcore.xrpc`): every failure under `/xrpc/` becomes JSON;
+3. the global per-IP rate limit (when limits are enabled).
+
+Just before any response's headers go out (`on_response_prepare`, so error responses and
+streamed bodies included): CORS headers, the rate-limit headers of the tightest limit the request
+spent from, and `Cache-Control: private` + `Vary: Authorization` on authenticated responses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from atcore.xrpc import xrpc_error_middleware
+from pds.api import add_routes
+from pds.auth.verifier import AUTHENTICATED
+from pds.context import CONTEXT, build_context, close_context
+from pds.cors import add_cors_headers, cors_middleware
+from pds.ratelimit import RateLimiter, apply_headers, global_limit_middleware
+from pds.settings import PdsSettings
+
+
+def create_app(settings: PdsSettings) -> web.Application:
+    limiter = RateLimiter(enabled=settings.rate_limits_enabled)
+    app = web.Application(
+        middlewares=[cors_middleware, xrpc_error_middleware, global_limit_middleware(limiter)]
+    )
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        ctx = await build_context(settings, limiter)
+        app[CONTEXT] = ctx
+        try:
+            yield
+        finally:
+            await close_context(ctx)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_response_prepare.append(_response_headers)
+    add_routes(app)
+    return app
+
+
+async def _response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    add_cors_headers(response)
+    apply_headers(request, response)
+    if request.get(AUTHENTICATED):
+        response.headers.setdefault("Cache-Control", "private")
+        vary = response.headers.get("Vary")
+        if vary is None:
+            response.headers["Vary"] = "Authorization"
+        elif "authorization" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Authorization"

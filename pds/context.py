@@ -1,0 +1,128 @@
+"""Everything a request handler needs, built once at startup: `AppContext` under `CONTEXT`.
+
+`build_context` opens the database (and migrates it), the shared HTTP session, the resolvers,
+the PLC client and the blob store, and wires the auth, session and account services on top;
+`close_context` releases them in reverse. `pds.app` runs both around the application's life, so
+`request.app[CONTEXT]` (or `context_of(request)`) is always the fully built context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+
+from atcore.identity.handles import HandleResolver
+from atcore.identity.resolver import DidResolver
+from atcore.syntax import Did
+from pds.accounts import AccountManager
+from pds.auth.email_tokens import EmailTokens
+from pds.auth.sessions import SessionManager
+from pds.auth.tokens import TokenIssuer
+from pds.auth.verifier import AuthVerifier
+from pds.blobstore import BlobStore, BlobStoreConfig, blobstore_from_config
+from pds.db import accounts as account_queries
+from pds.db.engine import Database
+from pds.handles import HandlePolicy
+from pds.mailer import LogMailer, Mailer
+from pds.plc_client import PlcClient
+from pds.ratelimit import RateLimiter
+from pds.repo.writer import RepoWriter
+from pds.sequencer import Sequencer
+from pds.settings import PdsSettings
+
+
+@dataclass(slots=True)
+class AppContext:
+    settings: PdsSettings
+    db: Database
+    http: aiohttp.ClientSession
+    did_resolver: DidResolver
+    handle_resolver: HandleResolver
+    plc: PlcClient
+    blobstore: BlobStore
+    sequencer: Sequencer
+    repo_writer: RepoWriter
+    tokens: TokenIssuer
+    auth: AuthVerifier
+    sessions: SessionManager
+    accounts: AccountManager
+    email_tokens: EmailTokens
+    mailer: Mailer
+    rate_limiter: RateLimiter
+
+
+CONTEXT: Final = web.AppKey("pds_context", AppContext)
+
+
+def context_of(request: web.Request) -> AppContext:
+    return request.app[CONTEXT]
+
+
+async def build_context(settings: PdsSettings, rate_limiter: RateLimiter) -> AppContext:
+    db = Database(settings.sqlite_path)
+    await db.migrate()
+    http = aiohttp.ClientSession()
+    # Loopback did:web and plain-HTTP handle lookups only in dev mode (local stacks, tests).
+    did_resolver = DidResolver(
+        session=http, plc_url=settings.did_plc_url, allow_http_loopback=settings.dev_mode
+    )
+    handle_resolver = HandleResolver(session=http, allow_plain_http=settings.dev_mode)
+    plc = PlcClient(http, settings.did_plc_url)
+    blobstore = blobstore_from_config(
+        BlobStoreConfig.from_env(
+            settings.blobstore_env, default_disk_location=settings.blobstore_disk_location
+        )
+    )
+    sequencer = Sequencer(db)
+    repo_writer = RepoWriter(sequencer, blobstore)
+    tokens = TokenIssuer(settings.jwt_secret, settings.service_did)
+
+    async def find_account(did: Did) -> account_queries.AccountRow | None:
+        async with db.read() as conn:
+            return await account_queries.get_account(conn, did)
+
+    accounts = AccountManager(
+        db=db,
+        plc=plc,
+        rotation_key=settings.plc_rotation_keypair,
+        public_url=settings.public_url,
+        handles=HandlePolicy(settings.service_handle_domains, handle_resolver),
+        tokens=tokens,
+        invite_required=settings.invite_required,
+        repo_writer=repo_writer,
+        sequencer=sequencer,
+        blobstore=blobstore,
+    )
+    return AppContext(
+        settings=settings,
+        db=db,
+        http=http,
+        did_resolver=did_resolver,
+        handle_resolver=handle_resolver,
+        plc=plc,
+        blobstore=blobstore,
+        sequencer=sequencer,
+        repo_writer=repo_writer,
+        tokens=tokens,
+        auth=AuthVerifier(
+            tokens=tokens,
+            admin_password=settings.admin_password,
+            service_did=settings.service_did,
+            resolver=did_resolver,
+            find_account=find_account,
+        ),
+        sessions=SessionManager(db, tokens),
+        accounts=accounts,
+        email_tokens=EmailTokens(settings.jwt_secret),
+        mailer=LogMailer(),
+        rate_limiter=rate_limiter,
+    )
+
+
+async def close_context(ctx: AppContext) -> None:
+    await ctx.blobstore.close()
+    await ctx.http.close()
+    await ctx.db.close()
