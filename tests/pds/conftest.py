@@ -172,14 +172,14 @@ def post_json(
     url: str, body: Any, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, Any]]:
     """A blocking JSON POST (for fixtures): (status, decoded body)."""
-    request = urllib.request.Request(  # noqa: S310 (URLs are our loopback servers)
+    request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json", **(headers or {})},
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
