@@ -7,7 +7,7 @@
 - `catchall`: `/xrpc/{nsid}`, relaying `app.bsky.*`, `chat.bsky.*` and `atproto-proxy` calls.
 - `common`: the `BskyServices` (proxy, lexicon catalog) and service-auth relaying.
 
-`add_bsky_routes(app)` registers all of it; call it after the context's cleanup context is
+`add_routes(app)` registers all of it; call it after the context's cleanup context is
 installed (it reads the `AppContext` at startup). The catch-all only sees paths no other route
 matches, whatever the registration order (aiohttp tries exact paths before patterns).
 
@@ -25,10 +25,10 @@ from pds.api.bsky.feed import get_feed
 from pds.api.bsky.preferences import get_preferences, put_preferences
 from pds.api.bsky.profile import get_profile, get_profiles
 
-__all__ = ["BSKY", "BskyServices", "add_bsky_routes", "services_of"]
+__all__ = ["BSKY", "BskyServices", "add_routes", "services_of"]
 
 
-def add_bsky_routes(app: web.Application) -> None:
+def add_routes(app: web.Application) -> None:
     app.cleanup_ctx.append(bsky_lifecycle)
     app.router.add_routes(
         [
