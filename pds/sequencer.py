@@ -84,10 +84,11 @@ class CommitEvent:
             "seq": seq,
             "rebase": False,
             "tooBig": False,
-            "repo": self.repo,
+            # str(): typed identifiers (Did, Tid) are str subclasses the encoder refuses.
+            "repo": str(self.repo),
             "commit": self.commit,
-            "rev": self.rev,
-            "since": self.since,
+            "rev": str(self.rev),
+            "since": None if self.since is None else str(self.since),
             "blocks": self.blocks,
             "ops": [_op_body(op) for op in self.ops],
             "blobs": [],
@@ -100,7 +101,7 @@ class CommitEvent:
 
 def _op_body(op: RecordOp) -> dict[str, Any]:
     # `prev` is left out for creates, as the lexicon asks ("should not be defined").
-    out: dict[str, Any] = {"action": op.action, "path": op.path, "cid": op.cid}
+    out: dict[str, Any] = {"action": op.action, "path": str(op.path), "cid": op.cid}
     if op.prev is not None:
         out["prev"] = op.prev
     return out
@@ -150,7 +151,7 @@ async def _insert_events(
         rows.append(
             {
                 "seq": seq,
-                "did": did,
+                "did": str(did),
                 "event_type": event_type,
                 "event": dagcbor.encode(build(seq, time_text)),
                 "invalidated": False,
@@ -177,7 +178,7 @@ async def sequence_sync(
     blocks = write_car([commit_cid], [(commit_cid, commit_block)])
 
     def build(seq: int, time_text: str) -> dict[str, Any]:
-        return {"seq": seq, "did": did, "blocks": blocks, "rev": rev, "time": time_text}
+        return {"seq": seq, "did": str(did), "blocks": blocks, "rev": str(rev), "time": time_text}
 
     return (await _insert_events(conn, [(did, "sync", build)]))[0]
 
@@ -186,9 +187,9 @@ async def sequence_identity(conn: AsyncConnection, did: str, handle: str | None 
     """An `#identity` event (handle given when known, as the reference does)."""
 
     def build(seq: int, time_text: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"seq": seq, "did": did, "time": time_text}
+        body: dict[str, Any] = {"seq": seq, "did": str(did), "time": time_text}
         if handle is not None:
-            body["handle"] = handle
+            body["handle"] = str(handle)
         return body
 
     return (await _insert_events(conn, [(did, "identity", build)]))[0]
@@ -204,7 +205,7 @@ async def sequence_account(
         raise SequencerError("an inactive account event needs a status")
 
     def build(seq: int, time_text: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"seq": seq, "did": did, "time": time_text, "active": active}
+        body: dict[str, Any] = {"seq": seq, "did": str(did), "time": time_text, "active": active}
         if status is not None:
             body["status"] = status
         return body
