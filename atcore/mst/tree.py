@@ -66,8 +66,8 @@ class MST:
         self._store = store
         self._root = root
         self._cache = cache
-        # CIDs the store is known to hold (loaded or marked stored): a node rebuilt with the
-        # same content (a split undoing an earlier insert of the batch, say) is not new.
+        # CIDs of stored nodes changed or dropped since `mark_stored()`: a node rebuilt with
+        # one of these contents (a split undoing an earlier insert of the batch, say) is not new.
         self._known: set[CID] = set()
 
     # -- construction ----------------------------------------------------------------------
@@ -123,7 +123,6 @@ class MST:
         if cache is not None:
             cached = cache.get(cid, layer)
             if cached is not None:
-                self._known.add(cid)
                 return cached
         block = self._store.get(cid)
         if block is None:
@@ -131,7 +130,6 @@ class MST:
         if hashlib.sha256(block).digest() != cid.cid_bytes[4:]:  # links are sha2-256/32
             raise MalformedNodeError(f"block stored under {cid} does not hash to it")
         node = Node.from_block(cid, block, layer)
-        self._known.add(cid)
         if cache is not None:
             cache.put(node)
         return node
@@ -248,24 +246,24 @@ class MST:
                 _guard(key, prev, expect)
                 if prev != value:
                     node.vals[i] = value
-                    node.touch()
+                    self._retire(node)
                 return prev
             _guard(key, None, expect)
             left, right = self._split(self.child(node, i), key)
             node.keys.insert(i, key)
             node.vals.insert(i, value)
             node.subs[i : i + 1] = [left, right]
-            node.touch(keys_changed=True)
+            self._retire(node, keys_changed=True)
             return None
         sub = self.child(node, i)
         if sub is None:
             _guard(key, None, expect)
             node.subs[i] = _lift(Node(height, [key], [value], [None, None]), node.layer - 1)
-            node.touch()
+            self._retire(node)
             return None
         found = self._insert(sub, key, value, height, expect)
         if sub.cid is None:
-            node.touch()
+            self._retire(node)
         return found
 
     def _split(self, node: Node | None, key: bytes) -> tuple[Node | None, Node | None]:
@@ -279,6 +277,7 @@ class MST:
             return node, None  # wholly below the key: keep the node (and its cached CID)
         if i == 0 and high is sub and low is None:
             return None, node
+        self._retire(node)  # replaced by the two halves below
         left = Node(node.layer, node.keys[:i], node.vals[:i], [*node.subs[:i], low])
         right = Node(node.layer, node.keys[i:], node.vals[i:], [high, *node.subs[i + 1 :]])
         return (None if left.is_empty() else left), (None if right.is_empty() else right)
@@ -316,7 +315,7 @@ class MST:
             del node.keys[i]
             del node.vals[i]
             node.subs[i : i + 2] = [merged]
-            node.touch(keys_changed=True)
+            self._retire(node, keys_changed=True)
             return prev
         sub = self.child(node, i)
         if sub is None:
@@ -325,7 +324,7 @@ class MST:
         if found is not None:
             if sub.is_empty():
                 node.subs[i] = None
-            node.touch()
+            self._retire(node)
         return found
 
     def _merge(self, left: Node, right: Node) -> Node:
@@ -338,12 +337,19 @@ class MST:
             )
         else:
             seam = inner_right if inner_left is None else inner_left
+        self._retire(right)  # folded into `left`
         left.keys.extend(right.keys)
         left.vals.extend(right.vals)
         left.subs[-1] = seam
         left.subs.extend(right.subs[1:])
-        left.touch(keys_changed=True)
+        self._retire(left, keys_changed=True)
         return left
+
+    def _retire(self, node: Node, *, keys_changed: bool = False) -> None:
+        """Drop a node's encoding before changing (or discarding) it, remembering a stored CID."""
+        if node.cid is not None and not node.fresh:
+            self._known.add(node.cid)
+        node.touch(keys_changed=keys_changed)
 
     # -- encoding ----------------------------------------------------------------------------
     def root_cid(self) -> CID:
@@ -367,12 +373,12 @@ class MST:
     def mark_stored(self) -> None:
         """Record that the caller has persisted `new_blocks()` (and cache them, if caching)."""
         _seal(self._root)
+        self._known.clear()
         stack = [self._root]
         while stack:
             node = stack.pop()
             if node.fresh:
                 node.fresh = False
-                self._known.add(node.sealed()[0])
                 if self._cache is not None:
                     self._cache.put(node)
                 stack.extend(sub for sub in node.subs if isinstance(sub, Node))
