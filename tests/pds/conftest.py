@@ -9,7 +9,7 @@ Fixtures:
 - `pds_stack` (session): the shared stack; tests make their own accounts (`new_account`).
 - `start_stack(path, **env)`: a context manager for a stack with other settings (e.g. rate
   limits on); use it from a test or a narrower fixture.
-- `new_account`: creates an account over HTTP and returns its `TestAccount` details.
+- `new_account`: creates an account over HTTP and returns its `LiveAccount` details.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class Stack:
 
 
 @dataclass(frozen=True)
-class TestAccount:
+class LiveAccount:
     did: str
     handle: str
     email: str
@@ -185,7 +185,7 @@ def post_json(
         return error.code, json.loads(error.read() or b"{}")
 
 
-def create_account(stack: Stack, prefix: str = "u", **extra: Any) -> TestAccount:
+def create_account(stack: Stack, prefix: str = "u", **extra: Any) -> LiveAccount:
     label = unique_name(prefix)
     domain = stack.settings.service_handle_domains[0]
     handle, email, password = f"{label}{domain}", f"{label}@example.com", f"pw-{label}-secret"
@@ -194,7 +194,7 @@ def create_account(stack: Stack, prefix: str = "u", **extra: Any) -> TestAccount
         {"handle": handle, "email": email, "password": password, **extra},
     )
     assert status == 200, body
-    return TestAccount(
+    return LiveAccount(
         did=body["did"],
         handle=body["handle"],
         email=email,
@@ -205,6 +205,6 @@ def create_account(stack: Stack, prefix: str = "u", **extra: Any) -> TestAccount
 
 
 @pytest.fixture
-def new_account(pds_stack: Stack) -> Callable[..., TestAccount]:
+def new_account(pds_stack: Stack) -> Callable[..., LiveAccount]:
     """Call to create a fresh account on the shared stack."""
     return lambda prefix="u", **extra: create_account(pds_stack, prefix, **extra)
