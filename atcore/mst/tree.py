@@ -9,11 +9,15 @@ pure function of the key set: the same pairs give the same root whatever the ins
 
 Operations mutate nodes in place and drop the cached CID of every node on the changed path;
 `root_cid()` re-encodes exactly those nodes, so a write costs O(depth) encodings, and
-`new_blocks()` returns exactly the blocks a commit must store. Nodes are decoded from the
-`BlockStore` only when an operation reaches them, which also lets a tree be built on a partial
-block set (a Sync 1.1 CAR slice): reaching an absent node raises `MissingBlockError`.
+`new_blocks()` returns exactly the nodes that are new since the last stored state. Nodes are
+decoded from the `BlockStore` only when an operation reaches them, which also lets a tree be
+built on a partial block set (a Sync 1.1 CAR slice): reaching an absent node raises
+`MissingBlockError`.
 
-If an operation raises, the tree may be half-modified: discard it and load the root again.
+A write whose precondition fails (`KeyExistsError`, `KeyNotFoundError`, `OpMismatchError`,
+`InvalidKeyError`) raises before changing anything; one that meets a missing or malformed node
+midway may leave the tree half-modified: discard it and load the root again. `apply` keeps the
+ops before a failing one applied.
 """
 
 from __future__ import annotations
@@ -66,8 +70,8 @@ class MST:
         self._store = store
         self._root = root
         self._cache = cache
-        # CIDs of stored nodes changed or dropped since `mark_stored()`: a node rebuilt with
-        # one of these contents (a split undoing an earlier insert of the batch, say) is not new.
+        # CIDs of nodes of the last stored state that changed or were dropped since: a node
+        # rebuilt with such a content (a split undoing an insert of the batch, say) is not new.
         self._known: set[CID] = set()
 
     # -- construction ----------------------------------------------------------------------
@@ -228,6 +232,7 @@ class MST:
         if root.is_empty() or height > root.layer:
             _guard(key, None, expect)
             if root.is_empty():
+                self._retire(root)
                 self._root = Node(height, [key], [value], [None, None])
             else:
                 left, right = self._split(root, key)
@@ -357,7 +362,12 @@ class MST:
         return _seal(self._root)
 
     def new_blocks(self) -> dict[CID, bytes]:
-        """Node blocks of the current tree the store does not hold yet (see `mark_stored`)."""
+        """Node blocks of the tree that were not in it as of its load or last `mark_stored()`.
+
+        That is what a commit's diff must carry. A block may still exist in the store from
+        older history (a commit undoing an earlier one); write it again under the new revision,
+        as the spec wants re-created blocks in later `since` diffs.
+        """
         _seal(self._root)
         out: dict[CID, bytes] = {}
         stack = [self._root]
