@@ -29,7 +29,8 @@ class PreparedCommit:
     """The MST side of one commit.
 
     `blocks` is every MST node block the `#commit` CAR slice must carry (record blocks and the
-    commit block are the caller's); `new_blocks` is the subset the store does not hold yet.
+    commit block are the caller's); `new_blocks` is the subset new since the previous commit,
+    which the caller persists (then calls `tree.mark_stored()`).
     """
 
     prev_data: CID
