@@ -19,7 +19,10 @@ from aiohttp import web
 
 from atcore.xrpc import xrpc_error_middleware
 from pds.api import add_routes
+from pds.api import blobs as blob_api
+from pds.api import sync as sync_api
 from pds.auth.verifier import AUTHENTICATED
+from pds.blobs import blob_gc_context
 from pds.context import CONTEXT, build_context, close_context
 from pds.cors import add_cors_headers, cors_middleware
 from pds.ratelimit import RateLimiter, apply_headers, global_limit_middleware
@@ -41,8 +44,11 @@ def create_app(settings: PdsSettings) -> web.Application:
             await close_context(ctx)
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(blob_gc_context())  # after `lifecycle`: it reads the context
     app.on_response_prepare.append(_response_headers)
     add_routes(app)
+    sync_api.add_routes(app)
+    blob_api.add_routes(app)
     return app
 
 

@@ -1,0 +1,223 @@
+"""SQL for blobs outside the repo writer: uploads, serving, listings and garbage collection.
+
+A `blob` row exists per (did, cid) the account uploaded. `temp_key` is set while no committed
+record references the blob (its bytes then sit in the store's temporary area under that key);
+the repo writer clears it in the commit that first references the blob and adds `record_blob`
+rows, one per referencing record. Everything here takes the caller's connection, so the upload
+bookkeeping and each garbage-collection batch are single transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pds.db import schema
+
+_blob = schema.blob
+_record_blob = schema.record_blob
+_record = schema.record
+
+# SQLite's limit on host parameters is far above this; it only keeps IN lists reasonable.
+_IN_CHUNK = 500
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+
+class UploadOutcome(Enum):
+    """What tracking an upload did to the (did, cid) row."""
+
+    NEW = "new"  # first upload of these bytes: a temporary blob row now exists
+    REPLACED = "replaced"  # already uploaded, still temporary: the row now names the new temp key
+    PERMANENT = "permanent"  # already permanent: the new temporary copy is redundant
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedUpload:
+    outcome: UploadOutcome
+    stale_temp_key: str | None
+    """A temporary copy the row no longer names (delete it once the transaction commits)."""
+
+
+async def track_upload(
+    conn: AsyncConnection,
+    *,
+    did: str,
+    cid: str,
+    mime_type: str,
+    size: int,
+    temp_key: str,
+    now: int,
+) -> TrackedUpload:
+    """Record an upload parked under `temp_key`; a permanent row for the same bytes stays put.
+
+    Re-uploading a still-temporary blob restarts its garbage-collection clock (`created_at`),
+    so a client that uploads again just before referencing it is not caught by the collector.
+    """
+    found = (
+        await conn.execute(select(_blob.c.temp_key).where(_blob.c.did == did, _blob.c.cid == cid))
+    ).first()
+    if found is None:
+        await conn.execute(
+            insert(_blob).values(
+                did=did,
+                cid=cid,
+                mime_type=mime_type,
+                size=size,
+                temp_key=temp_key,
+                created_at=now,
+            )
+        )
+        return TrackedUpload(UploadOutcome.NEW, None)
+    previous = found[0]
+    if previous is None:
+        return TrackedUpload(UploadOutcome.PERMANENT, temp_key)
+    await conn.execute(
+        update(_blob)
+        .where(_blob.c.did == did, _blob.c.cid == cid)
+        .values(temp_key=temp_key, mime_type=mime_type, size=size, created_at=now)
+    )
+    return TrackedUpload(UploadOutcome.REPLACED, previous if previous != temp_key else None)
+
+
+async def has_record_references(conn: AsyncConnection, did: str, cid: str) -> bool:
+    """Whether some indexed record of the repo already points at the blob."""
+    query = select(exists().where(_record_blob.c.did == did, _record_blob.c.blob_cid == cid))
+    return bool(await conn.scalar(query))
+
+
+async def mark_permanent(conn: AsyncConnection, did: str, cid: str) -> None:
+    await conn.execute(
+        update(_blob).where(_blob.c.did == did, _blob.c.cid == cid).values(temp_key=None)
+    )
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServedBlob:
+    mime_type: str
+    size: int
+
+
+async def get_served_blob(conn: AsyncConnection, did: str, cid: str) -> ServedBlob | None:
+    """A permanent, not taken-down blob of the repo (temporary uploads are never served)."""
+    row = (
+        await conn.execute(
+            select(_blob.c.mime_type, _blob.c.size).where(
+                _blob.c.did == did,
+                _blob.c.cid == cid,
+                _blob.c.temp_key.is_(None),
+                _blob.c.takedown_ref.is_(None),
+            )
+        )
+    ).first()
+    return ServedBlob(row[0], int(row[1])) if row else None
+
+
+async def list_blob_cids(
+    conn: AsyncConnection, did: str, *, since: str | None, cursor: str | None, limit: int
+) -> list[str]:
+    """CIDs of blobs the repo's records reference, ascending after `cursor`.
+
+    With `since`, only blobs referenced by records written in a later rev.
+    """
+    query = (
+        select(_record_blob.c.blob_cid)
+        .where(_record_blob.c.did == did)
+        .group_by(_record_blob.c.blob_cid)
+        .order_by(_record_blob.c.blob_cid)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.join(_record, _record.c.uri == _record_blob.c.record_uri).where(
+            _record.c.repo_rev > since
+        )
+    if cursor is not None:
+        query = query.where(_record_blob.c.blob_cid > cursor)
+    return [row[0] for row in await conn.execute(query)]
+
+
+async def list_missing_blobs(
+    conn: AsyncConnection, did: str, *, cursor: str | None, limit: int
+) -> list[tuple[str, str]]:
+    """(blob cid, one referencing record URI) of referenced blobs the repo has no row for."""
+    has_row = exists().where(_blob.c.did == did, _blob.c.cid == _record_blob.c.blob_cid)
+    query = (
+        select(_record_blob.c.blob_cid, func.min(_record_blob.c.record_uri))
+        .where(_record_blob.c.did == did, ~has_row)
+        .group_by(_record_blob.c.blob_cid)
+        .order_by(_record_blob.c.blob_cid)
+        .limit(limit)
+    )
+    if cursor is not None:
+        query = query.where(_record_blob.c.blob_cid > cursor)
+    return [(cid, uri) for cid, uri in await conn.execute(query)]
+
+
+# -- garbage collection -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredUpload:
+    did: str
+    cid: str
+    temp_key: str
+
+
+async def expired_uploads(
+    conn: AsyncConnection, *, created_before: int, limit: int
+) -> list[ExpiredUpload]:
+    """Temporary blob rows older than `created_before` that no record references."""
+    referenced = exists().where(
+        _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
+    )
+    query = (
+        select(_blob.c.did, _blob.c.cid, _blob.c.temp_key)
+        .where(_blob.c.temp_key.is_not(None), _blob.c.created_at < created_before, ~referenced)
+        .order_by(_blob.c.created_at)
+        .limit(limit)
+    )
+    return [ExpiredUpload(did, cid, key) for did, cid, key in await conn.execute(query)]
+
+
+async def unreferenced_permanent_blobs(
+    conn: AsyncConnection, *, limit: int
+) -> list[tuple[str, str]]:
+    """(did, cid) of permanent blobs no record references any more (taken-down ones are kept,
+    so moderation can still inspect them)."""
+    referenced = exists().where(
+        _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
+    )
+    query = (
+        select(_blob.c.did, _blob.c.cid)
+        .where(_blob.c.temp_key.is_(None), _blob.c.takedown_ref.is_(None), ~referenced)
+        .order_by(_blob.c.did, _blob.c.cid)
+        .limit(limit)
+    )
+    return [(did, cid) for did, cid in await conn.execute(query)]
+
+
+async def temp_keys_in_use(conn: AsyncConnection, keys: Sequence[str]) -> set[str]:
+    """Which of `keys` some blob row still names."""
+    found: set[str] = set()
+    for start in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[start : start + _IN_CHUNK]
+        rows = await conn.execute(select(_blob.c.temp_key).where(_blob.c.temp_key.in_(chunk)))
+        found.update(row[0] for row in rows)
+    return found
+
+
+async def delete_blob_rows(conn: AsyncConnection, rows: Sequence[tuple[str, str]]) -> None:
+    """Delete the (did, cid) blob rows."""
+    if rows:
+        stmt = delete(_blob).where(
+            and_(_blob.c.did == bindparam("b_did"), _blob.c.cid == bindparam("b_cid"))
+        )
+        await conn.execute(stmt, [{"b_did": did, "b_cid": cid} for did, cid in rows])
