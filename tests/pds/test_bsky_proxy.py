@@ -27,7 +27,7 @@ from tests.pds.bsky_support import (
     call,
     check_service_jwt,
 )
-from tests.pds.conftest import LiveAccount, Stack, create_account, start_stack
+from tests.pds.stack import LiveAccount, Stack, create_account, start_stack
 
 FEEDGEN_DID = "did:web:feeds.skyspot.example"
 
