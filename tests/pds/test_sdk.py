@@ -6,10 +6,13 @@ from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
-from atproto import Client, models
-from atproto_client.exceptions import BadRequestError, UnauthorizedError
+from atproto import Client, models  # type: ignore[import-untyped]
+from atproto_client.exceptions import (  # type: ignore[import-untyped]
+    BadRequestError,
+    UnauthorizedError,
+)
 
-from tests.pds.conftest import LiveAccount, Stack, unique_name
+from tests.pds.stack import LiveAccount, Stack, unique_name
 
 NewAccount = Callable[..., LiveAccount]
 
