@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pds.api import admin, identity, server, server_account, well_known
+from pds.api import admin, identity, repo, server, server_account, well_known
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (well_known, server, server_account, identity, admin):
+    for module in (well_known, server, server_account, identity, admin, repo):
         module.add_routes(app)
