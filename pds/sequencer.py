@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -120,18 +120,16 @@ def now_ms() -> int:
 # -- assigning seqs --------------------------------------------------------------------------
 
 
+# Textual so it is compiled once (the dialect's upsert construct is not cacheable).
+_RESERVE: Final = text(
+    "INSERT INTO sequencer_state (id, last_seq) VALUES (1, :count) "
+    "ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + :count RETURNING last_seq"
+)
+
+
 async def _reserve(conn: AsyncConnection, count: int) -> int:
     """Bump `last_seq` by `count` and return the first of the reserved seqs."""
-    stmt = (
-        sqlite_insert(schema.sequencer_state)
-        .values(id=_STATE_ID, last_seq=count)
-        .on_conflict_do_update(
-            index_elements=[schema.sequencer_state.c.id],
-            set_={"last_seq": schema.sequencer_state.c.last_seq + count},
-        )
-        .returning(schema.sequencer_state.c.last_seq)
-    )
-    last = (await conn.execute(stmt)).scalar_one()
+    last = (await conn.execute(_RESERVE, {"count": count})).scalar_one()
     return int(last) - count + 1
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
-from sqlalchemy import and_, bindparam, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -117,7 +118,9 @@ async def put_blocks(conn: AsyncConnection, rows: Sequence[tuple[str, CID, str, 
     """Store (did, cid, rev, block) rows; blocks already stored keep their first rev."""
     if not rows:
         return
-    stmt = sqlite_insert(_block).on_conflict_do_nothing()
+    # `prefix_with` rather than the dialect's on_conflict_do_nothing(): that construct is not
+    # cacheable and would be recompiled on every commit.
+    stmt = insert(_block).prefix_with("OR IGNORE")
     await conn.execute(
         stmt,
         [
@@ -166,16 +169,21 @@ class RecordRow:
     rev: str
 
 
+# Textual, so SQLAlchemy caches it (its SQLite upsert construct is recompiled on every use);
+# the conflict branch keeps `takedown_ref`, as the reference does.
+_UPSERT_RECORD: Final = text(
+    "INSERT INTO record (uri, cid, did, collection, rkey, repo_rev, indexed_at) "
+    "VALUES (:uri, :cid, :did, :collection, :rkey, :repo_rev, :indexed_at) "
+    "ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, repo_rev = excluded.repo_rev, "
+    "indexed_at = excluded.indexed_at"
+)
+
+
 async def upsert_records(conn: AsyncConnection, rows: Sequence[RecordRow], now: int) -> None:
     if not rows:
         return
-    stmt = sqlite_insert(_record)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_record.c.uri],
-        set_={"cid": stmt.excluded.cid, "repo_rev": stmt.excluded.repo_rev, "indexed_at": now},
-    )
     await conn.execute(
-        stmt,
+        _UPSERT_RECORD,
         [
             {
                 "uri": r.uri,

@@ -299,6 +299,8 @@ class RepoWriter:
         final: dict[str, PreparedWrite | None] = {}
         superseded: list[PreparedWrite] = []
         roots: dict[str, tuple[CID, str]] = {}
+        # Fresh records without blobs (the common case) leave `record_blob` alone.
+        blob_rows_change = False
         for request, planned in batch.done:
             fates.apply(request.did, planned)
             roots[request.did] = (planned.state.commit_cid, planned.state.rev)
@@ -309,6 +311,7 @@ class RepoWriter:
                 if earlier is not None:
                     superseded.append(earlier)
                 final[result.uri] = None if result.action == "delete" else result.write
+                blob_rows_change |= result.action != "create" or bool(result.write.blobs)
         revs = {did: rev for did, (_, rev) in roots.items()}
         await repo_sql.upsert_records(
             conn,
@@ -322,7 +325,7 @@ class RepoWriter:
             conn, [(did, cid, rev, block) for (did, cid), (rev, block) in fates.puts.items()]
         )
         await repo_sql.update_roots(conn, [(d, c, r) for d, (c, r) in roots.items()], now)
-        if final:
+        if blob_rows_change:
             await blobs.persist(conn, final, superseded)
         return await sequence_commits(conn, [planned.event for _, planned in batch.done])
 
