@@ -28,8 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from atcore import nsids
+from atcore import dagcbor, nsids
+from pds import sequencer
 from pds.app import create_app
+from pds.db.engine import Database
 from pds.plc.app import create_app as create_plc_app
 from pds.plc.settings import PlcSettings
 from pds.settings import PdsSettings
@@ -193,3 +195,14 @@ def create_account(stack: Stack, prefix: str = "u", **extra: Any) -> LiveAccount
         access_jwt=body["accessJwt"],
         refresh_jwt=body["refreshJwt"],
     )
+
+
+async def account_events(stack: Stack, did: str) -> list[tuple[str, dict[str, Any]]]:
+    """The account's sequenced events (type, decoded body), oldest first, read from the DB."""
+    db = Database(stack.settings.sqlite_path)
+    try:
+        async with db.read() as conn:
+            rows = await sequencer.events_after(conn, 0, limit=1_000_000)
+    finally:
+        await db.close()
+    return [(row.event_type, dagcbor.decode(row.body)) for row in rows if row.did == did]

@@ -10,27 +10,15 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from atcore import dagcbor, nsids
+from atcore import nsids
 from atcore.identity import DidDocument
-from pds import sequencer
 from pds.auth.tokens import ACCESS_TOKEN_TTL_SECONDS, AuthScope, TokenIssuer
 from pds.db.engine import Database
 from pds.db.schema import refresh_token
-from tests.pds.stack import LiveAccount, Stack, unique_name
+from tests.pds.stack import LiveAccount, Stack, account_events, unique_name
 from tests.pds.xrpc_client import Xrpc, bearer, jwt_claims
 
 NewAccount = Callable[..., LiveAccount]
-
-
-async def account_events(stack: Stack, did: str) -> list[tuple[str, dict[str, Any]]]:
-    """The account's sequenced events (type, decoded body), oldest first."""
-    db = Database(stack.settings.sqlite_path)
-    try:
-        async with db.read() as conn:
-            rows = await sequencer.events_after(conn, 0, limit=1_000_000)
-    finally:
-        await db.close()
-    return [(row.event_type, dagcbor.decode(row.body)) for row in rows if row.did == did]
 
 
 def _handle(stack: Stack, label: str) -> str:
