@@ -255,33 +255,90 @@ class ServiceProxy:
             upstream.release()
 
     async def open(
-        self, request: web.Request, target: ServiceTarget, *, authorization: str | None
+        self,
+        request: web.Request,
+        target: ServiceTarget,
+        *,
+        authorization: str | None,
+        accept_encoding: str | None = None,
     ) -> aiohttp.ClientResponse:
-        """Send `request` to `target`; the caller reads and releases the response."""
+        """Send `request` to `target`; the caller reads and releases the response.
+
+        `accept_encoding="identity"` asks for a body the caller can parse as is.
+        """
         if request.method not in ("GET", "HEAD", "POST"):
             raise InvalidRequest("XRPC requests only supports GET and POST")
         headers = self._upstream_headers(request, authorization)
+        if accept_encoding is not None:
+            headers["accept-encoding"] = accept_encoding
         body = (
             _LimitedBody(request, self.config.max_request_size) if request.can_read_body else None
         )
         url = URL(str(URL(target.url).origin()) + request.raw_path, encoded=True)
+        return await self._send(target, request.method, url, headers, body)
+
+    async def _send(
+        self,
+        target: ServiceTarget,
+        method: str,
+        url: URL,
+        headers: CIMultiDict[str],
+        body: _LimitedBody | None = None,
+    ) -> aiohttp.ClientResponse:
         session = self._session(target.trusted)
+        data = body.chunks() if body is not None else None
         try:
             async with asyncio.timeout(self.config.headers_timeout):
                 return await session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body.chunks() if body is not None else None,
-                    allow_redirects=False,
+                    method, url, headers=headers, data=data, allow_redirects=False
                 )
         except TimeoutError:
             raise UpstreamTimeout("Upstream service timed out") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, PayloadTooLarge) as exc:
             if body is not None and body.exceeded:
                 raise PayloadTooLarge("request entity too large") from None
-            log.warning("proxy to %s failed: %r", target.reference, exc)
+            log.warning("request to %s failed: %r", target.reference, exc)
             raise UpstreamFailure("Upstream service unreachable") from None
+
+    async def read_body(self, upstream: aiohttp.ClientResponse) -> bytes:
+        """The whole (unencoded) body of a response, at most `max_response_size` bytes."""
+        if upstream.headers.get("content-encoding", "identity").lower() != "identity":
+            raise UpstreamFailure("Upstream ignored the requested identity encoding")
+        limit = self.config.max_response_size
+        try:
+            body = await upstream.content.read(limit + 1)
+        except TimeoutError:
+            raise UpstreamTimeout("Upstream service timed out") from None
+        except aiohttp.ClientError:
+            raise UpstreamFailure("Upstream response failed") from None
+        if len(body) > limit:
+            raise UpstreamFailure("Upstream response too large")
+        return body
+
+    async def query_json(
+        self, target: ServiceTarget, nsid: str, params: Mapping[str, str]
+    ) -> object:
+        """Call an XRPC query of `target` on our own behalf (no auth) and decode its JSON.
+
+        Upstream XRPC errors raise `UpstreamError`; transport problems as for `forward`.
+        """
+        if not target.trusted:
+            self._check_untrusted_url(target.url)
+        url = URL(target.url).origin().with_path(f"/xrpc/{nsid}").with_query(dict(params))
+        headers: CIMultiDict[str] = CIMultiDict(
+            {"accept": "application/json", "accept-encoding": "identity"}
+        )
+        upstream = await self._send(target, "GET", url, headers)
+        try:
+            if upstream.status >= 400:
+                raise await upstream_error(upstream)
+            body = await self.read_body(upstream)
+        finally:
+            upstream.release()
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UpstreamFailure("Upstream sent invalid JSON") from None
 
     def _upstream_headers(
         self, request: web.Request, authorization: str | None

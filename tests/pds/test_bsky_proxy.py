@@ -6,11 +6,14 @@ key in the local PLC directory (`check_service_jwt`).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
 from atcore import nsids
@@ -399,3 +402,30 @@ def test_wrong_http_method_on_a_local_endpoint(pds_stack: Stack) -> None:
     reply = call(pds_stack.xrpc(nsids.BSKY_ACTOR_PUT_PREFERENCES))
     assert reply.status == 405, reply
     assert reply.json()["error"] == "InvalidRequest"
+
+
+# -- request size ----------------------------------------------------------------------------------
+async def test_oversized_request_bodies_are_refused(tmp_path: Path, appview: FakeService) -> None:
+    env = {
+        "PDS_BSKY_APP_VIEW_URL": appview.url,
+        "PDS_BSKY_APP_VIEW_DID": appview.did,
+        "PDS_BLOB_UPLOAD_LIMIT": "1000",
+    }
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for _ in range(4):
+            yield b"x" * 400
+
+    with start_stack(tmp_path, **env) as small:
+        account = await asyncio.to_thread(create_account, small, "big")
+        headers = {**account.bearer, "Content-Type": "application/json"}
+        before = len(appview.requests_for(FAKE_ECHO))
+        async with aiohttp.ClientSession() as http:
+            for data in (b"x" * 1001, chunked()):
+                async with http.post(small.xrpc(FAKE_ECHO), data=data, headers=headers) as reply:
+                    assert reply.status == 413
+                    assert (await reply.json())["error"] == "PayloadTooLarge"
+            within = json.dumps({"text": "x" * 900}).encode()
+            async with http.post(small.xrpc(FAKE_ECHO), data=within, headers=headers) as reply:
+                assert reply.status == 200
+        assert len(appview.requests_for(FAKE_ECHO)) == before + 1
