@@ -25,6 +25,7 @@ from pds.auth.verifier import AUTHENTICATED
 from pds.blobs import blob_gc_context
 from pds.context import CONTEXT, build_context, close_context
 from pds.cors import add_cors_headers, cors_middleware
+from pds.firehose.app import setup_firehose
 from pds.ratelimit import RateLimiter, apply_headers, global_limit_middleware
 from pds.settings import PdsSettings
 
@@ -44,6 +45,7 @@ def create_app(settings: PdsSettings) -> web.Application:
             await close_context(ctx)
 
     app.cleanup_ctx.append(lifecycle)
+    setup_firehose(app)
     app.cleanup_ctx.append(blob_gc_context())  # after `lifecycle`: it reads the context
     app.on_response_prepare.append(_response_headers)
     add_routes(app)
