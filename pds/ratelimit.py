@@ -147,8 +147,9 @@ def caller_ip(request: web.Request) -> str:
 
 
 def apply_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Write the tightest status's headers, unless a 429 already carries the exceeded one's."""
     status = request.get(RATE_LIMIT_STATUS)
-    if status is not None:
+    if status is not None and "RateLimit-Limit" not in response.headers:
         response.headers.update(status.headers())
 
 
