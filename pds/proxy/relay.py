@@ -1,137 +1,46 @@
-"""Service proxying: relaying an XRPC call to another service with a service-auth JWT.
+"""Relaying one XRPC call to a service target and streaming the answer back.
 
-The PDS forwards `app.bsky.*` and `chat.bsky.*` calls (and any call carrying an `atproto-proxy`
-header) to another service, as the reference PDS does:
+See the package docstring for what is forwarded. Upstream sessions are opened lazily inside the
+event loop, one for trusted (configured) targets and one for untrusted ones (with the public-only
+resolver unless dev mode), both without response decompression so bodies pass through as sent.
 
-- Target: the `atproto-proxy: <did>#<service id>` header names it; the DID document's service
-  entry with that id gives the endpoint (the configured AppView's own reference is answered from
-  configuration, without a lookup). Without the header the configured AppView serves; without
-  one, the call fails with `InvalidRequest` "No service configured for <nsid>".
-- Authorization: the caller's handler mints a service JWT (`iss` = account DID, `aud` = the
-  target's bare DID, `lxm` = the method) and passes it in; the caller's own token never leaves.
-- Request: method, path and raw query go unchanged; of the headers only `accept-language`,
-  `atproto-accept-labelers`, `x-bsky-topics`, `accept-encoding` (limited to encodings we can
-  read, so upstream errors stay parseable) and, for procedures, the body's `content-*`. The body
-  streams through with a size limit.
-- Response: status and body stream back unchanged, with the content headers and
-  `atproto-repo-rev`, `atproto-content-labelers`, `retry-after`. Upstream XRPC errors are relayed
-  as `UpstreamError` with the upstream's name and message (a 500 becomes 502 `UpstreamFailure`).
-  No connection → 502 `UpstreamFailure`; no response headers in time → 504 `UpstreamTimeout`.
-
-Endpoints found through DID documents are untrusted: outside dev mode they must be `https` and
-resolve to public addresses (no loopback, private or link-local hosts), checked on every
-connection by the resolver of their own HTTP session. The configured AppView is trusted.
-
-Errors are `atcore.xrpc` errors (`InvalidRequest`, `PayloadTooLarge`, `UpstreamFailure`,
-`UpstreamTimeout`) and `UpstreamError` (an `XrpcError` keeping the upstream's status).
+Errors: `InvalidRequest`, `PayloadTooLarge`, `UpstreamFailure`, `UpstreamTimeout` (from
+`atcore.xrpc`) and `UpstreamError` (from `pds.proxy.upstream`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
-import socket
-import zlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
 from aiohttp import web
-from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDict
 from yarl import URL
 
-from atcore.identity import APPVIEW_SERVICE, IdentityError
+from atcore.identity import IdentityError
 from atcore.identity.resolver import DidResolver
-from atcore.syntax import is_valid_did
-from atcore.xrpc import (
-    InvalidRequest,
-    PayloadTooLarge,
-    UpstreamFailure,
-    UpstreamTimeout,
-    XrpcError,
-    error_for_status,
-    json_error_response,
+from atcore.xrpc import InvalidRequest, PayloadTooLarge, UpstreamFailure, UpstreamTimeout
+from pds.proxy.targets import (
+    PROXY_HEADER,
+    ProxyConfig,
+    PublicAddressResolver,
+    ServiceTarget,
+    check_untrusted_url,
+    parse_proxy_header,
 )
+from pds.proxy.upstream import RELAYED_HEADERS, upstream_error
 
 log = logging.getLogger(__name__)
 
-PROXY_HEADER: Final = "atproto-proxy"
 FORWARDED_REQUEST_HEADERS: Final = ("accept-language", "atproto-accept-labelers", "x-bsky-topics")
 FORWARDED_BODY_HEADERS: Final = ("content-type", "content-encoding")
-RELAYED_HEADERS: Final = ("atproto-repo-rev", "atproto-content-labelers", "retry-after")
 CONTENT_HEADERS: Final = ("content-type", "content-encoding", "content-language", "content-length")
 READABLE_ENCODINGS: Final = frozenset({"gzip", "deflate", "identity"})
-MAX_ERROR_BODY: Final = 64 * 1024
 _CHUNK: Final = 64 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceTarget:
-    """Where a call goes: the service's DID, its service id and its base URL."""
-
-    did: str
-    service_id: str
-    url: str
-    trusted: bool = False
-    """True for configured services; False for endpoints read from a DID document."""
-
-    @property
-    def reference(self) -> str:
-        return f"{self.did}#{self.service_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class ProxyConfig:
-    appview: ServiceTarget | None = None
-    headers_timeout: float = 10.0
-    """Seconds to wait for the upstream's response headers."""
-    body_timeout: float = 30.0
-    """Seconds the upstream may stay silent while sending its body."""
-    max_response_size: int = 10 * 1024 * 1024
-    max_request_size: int = 100 * 1024 * 1024
-    allow_private_targets: bool = False
-    """Dev mode: DID-document endpoints may be plain http and loopback/private hosts."""
-
-    @staticmethod
-    def appview_target(url: str | None, did: str | None) -> ServiceTarget | None:
-        """The configured AppView (`PDS_BSKY_APP_VIEW_URL` / `_DID`), or None when unset."""
-        if not url or not did:
-            return None
-        return ServiceTarget(did, APPVIEW_SERVICE.fragment, url.rstrip("/"), trusted=True)
-
-
-class UpstreamError(XrpcError):
-    """An upstream service's XRPC error, relayed with its status (500 is reported as 502)."""
-
-    def __init__(
-        self, upstream_status: int, error: str, message: str, headers: Mapping[str, str]
-    ) -> None:
-        super().__init__(message, error=error, headers=headers)
-        self.upstream_status = upstream_status
-        self.relayed_status = 502 if upstream_status == 500 else upstream_status
-
-    def to_response(self) -> web.Response:
-        return json_error_response(self.relayed_status, self.error, self.message, self.headers)
-
-
-def parse_proxy_header(value: str) -> tuple[str, str]:
-    """Split an `atproto-proxy` value into (DID, service id), rejecting malformed ones."""
-    did, sep, service_id = value.partition("#")
-    if not did:
-        raise InvalidRequest("no did specified in proxy header")
-    if not sep or not service_id:
-        raise InvalidRequest("no service id specified in proxy header")
-    if "#" in service_id:
-        raise InvalidRequest("invalid proxy header format")
-    if " " in value:
-        raise InvalidRequest("proxy header cannot contain spaces")
-    if not is_valid_did(did):
-        raise InvalidRequest("invalid proxy header format")
-    return did, service_id
 
 
 def readable_accept_encoding(header: str | None) -> str:
@@ -144,30 +53,6 @@ def readable_accept_encoding(header: str | None) -> str:
         if item.split(";", 1)[0].strip().lower() in READABLE_ENCODINGS
     ]
     return ", ".join(kept) or "identity"
-
-
-def _is_public_address(host: str) -> bool:
-    address = ipaddress.ip_address(host.split("%", 1)[0])
-    return address.is_global and not address.is_multicast
-
-
-class PublicAddressResolver(AbstractResolver):
-    """A DNS resolver that refuses names resolving to loopback, private or reserved addresses."""
-
-    def __init__(self) -> None:
-        self._inner = aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        found = await self._inner.resolve(host, port, family)
-        public = [entry for entry in found if _is_public_address(entry["host"])]
-        if not public:
-            raise OSError(f"{host} does not resolve to a public address")
-        return public
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class ServiceProxy:
@@ -225,21 +110,8 @@ class ServiceProxy:
         endpoint = next((s.endpoint for s in document.services if s.fragment == service_id), None)
         if endpoint is None:
             raise InvalidRequest("could not resolve proxy did service url")
-        self._check_untrusted_url(endpoint)
+        check_untrusted_url(endpoint, self.config.allow_private_targets)
         return ServiceTarget(did, service_id, endpoint)
-
-    def _check_untrusted_url(self, endpoint: str) -> None:
-        if self.config.allow_private_targets:
-            return
-        url = URL(endpoint)
-        if url.scheme != "https":
-            raise InvalidRequest("proxy service url must use https")
-        try:
-            literal_public = _is_public_address(url.host or "")
-        except ValueError:
-            return  # a host name: the resolver checks its addresses on connect
-        if not literal_public:
-            raise InvalidRequest("proxy service url must be a public address")
 
     # -- relaying ---------------------------------------------------------------------------------
     async def forward(
@@ -323,7 +195,7 @@ class ServiceProxy:
         Upstream XRPC errors raise `UpstreamError`; transport problems as for `forward`.
         """
         if not target.trusted:
-            self._check_untrusted_url(target.url)
+            check_untrusted_url(target.url, self.config.allow_private_targets)
         url = URL(target.url).origin().with_path(f"/xrpc/{nsid}").with_query(dict(params))
         headers: CIMultiDict[str] = CIMultiDict(
             {"accept": "application/json", "accept-encoding": "identity"}
@@ -405,49 +277,3 @@ class _LimitedBody:
                 self.exceeded = True
                 raise PayloadTooLarge("request entity too large")
             yield chunk
-
-
-async def upstream_error(upstream: aiohttp.ClientResponse) -> UpstreamError:
-    """The relayed form of an upstream error answer (reads at most `MAX_ERROR_BODY` bytes)."""
-    error, message = await _error_payload(upstream)
-    status = upstream.status
-    default = error_for_status(502 if status == 500 else status, "")
-    relayed = {name: upstream.headers[name] for name in RELAYED_HEADERS if name in upstream.headers}
-    return UpstreamError(
-        status,
-        error or default.error,
-        message or f"Upstream service answered HTTP {status}",
-        relayed,
-    )
-
-
-async def _error_payload(upstream: aiohttp.ClientResponse) -> tuple[str | None, str | None]:
-    if "json" not in upstream.headers.get("content-type", "").lower():
-        return None, None
-    try:
-        raw = await upstream.content.read(MAX_ERROR_BODY)
-        text = _decode(raw, upstream.headers.get("content-encoding", "identity"))
-        payload = json.loads(text)
-    except (aiohttp.ClientError, TimeoutError, ValueError, zlib.error):
-        return None, None
-    if not isinstance(payload, dict):
-        return None, None
-    error, message = payload.get("error"), payload.get("message")
-    return (
-        error if isinstance(error, str) else None,
-        message if isinstance(message, str) else None,
-    )
-
-
-def _decode(raw: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return raw
-    if encoding == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, MAX_ERROR_BODY)
-    if encoding == "deflate":
-        try:
-            return zlib.decompressobj().decompress(raw, MAX_ERROR_BODY)
-        except zlib.error:  # some servers send raw deflate without the zlib wrapper
-            return zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw, MAX_ERROR_BODY)
-    raise ValueError(f"unreadable content-encoding {encoding!r}")
