@@ -211,6 +211,34 @@ def test_account_management_is_never_proxied(
     assert elsewhere.requests_for(nsid) == []
 
 
+def test_preferences_stay_local_unless_another_appview_is_named(
+    stack: Stack, appview: FakeService, elsewhere: FakeService, account: LiveAccount
+) -> None:
+    prefs = [{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": False}]
+    own = {**account.bearer, "atproto-proxy": f"{appview.did}#bsky_appview"}
+    put = call(
+        stack.xrpc(nsids.BSKY_ACTOR_PUT_PREFERENCES),
+        method="POST",
+        headers=own,
+        body={"preferences": prefs},
+    )
+    assert put.status == 200, put
+    read = call(stack.xrpc(nsids.BSKY_ACTOR_GET_PREFERENCES), headers=own)
+    assert read.json() == {"preferences": prefs}
+    assert appview.requests_for(nsids.BSKY_ACTOR_GET_PREFERENCES) == []
+
+    other = {**account.bearer, "atproto-proxy": f"{elsewhere.did}#bsky_appview"}
+    relayed = call(stack.xrpc(nsids.BSKY_ACTOR_GET_PREFERENCES), headers=other)
+    assert_error(relayed, 501, "MethodNotImplemented")  # the fake does not serve preferences
+    check_service_jwt(
+        elsewhere.last(nsids.BSKY_ACTOR_GET_PREFERENCES).bearer,
+        plc_url=stack.plc_url,
+        iss=account.did,
+        aud=elsewhere.did,
+        lxm=nsids.BSKY_ACTOR_GET_PREFERENCES,
+    )
+
+
 # -- upstream failures -----------------------------------------------------------------------------
 def test_upstream_500_becomes_502(stack: Stack, account: LiveAccount) -> None:
     assert_error(get(stack, FAKE_BOOM, account), 502, "InternalServerError", "the fake fell over")
