@@ -5,21 +5,21 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from atcore import nsids
-from atcore.crypto import PublicKey
+from atcore.crypto import K256Keypair, PublicKey
 from atcore.identity import DidDocument
 from atcore.identity.resolver import DidResolver
-from pds.auth.service_jwt import verify_service_jwt
+from pds.auth.service_jwt import create_service_jwt, verify_service_jwt
 from pds.db import repo as repo_sql
 from pds.db.engine import Database
 from tests.pds.stack import LiveAccount, Stack, account_events, start_stack, unique_name
-from tests.pds.xrpc_client import Xrpc, basic, bearer, jwt_claims
+from tests.pds.xrpc_client import Reply, Xrpc, basic, bearer, jwt_claims
 
 NewAccount = Callable[..., LiveAccount]
 
@@ -217,6 +217,40 @@ async def test_privileged_methods_need_a_privileged_session(
         nsids.SERVER_CREATE_APP_PASSWORD, {"name": "pTrue"}, headers=bearer(account.access_jwt)
     )
     assert duplicate.status == 400
+
+
+async def test_upload_blob_accepts_a_service_jwt_from_the_account(
+    xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
+) -> None:
+    account = new_account()
+    service_did = pds_stack.settings.service_did
+
+    async def mint(lxm: str) -> str:
+        reply = await xrpc.query(
+            nsids.SERVER_GET_SERVICE_AUTH,
+            {"aud": service_did, "lxm": lxm},
+            headers=bearer(account.access_jwt),
+        )
+        token: str = reply.ok()["token"]
+        return token
+
+    def upload(token: str) -> Awaitable[Reply]:
+        return xrpc.request(
+            "POST",
+            nsids.xrpc_path(nsids.REPO_UPLOAD_BLOB),
+            data=b"hello blob",
+            headers={**bearer(token), "Content-Type": "text/plain"},
+        )
+
+    accepted = await upload(await mint(nsids.REPO_UPLOAD_BLOB))
+    assert accepted.ok()["blob"]["size"] == len(b"hello blob")
+    wrong_method = await upload(await mint(nsids.REPO_CREATE_RECORD))
+    assert (wrong_method.status, wrong_method.error) == (401, "BadJwtLexiconMethod")
+    foreign = create_service_jwt(
+        keypair=K256Keypair.generate(), iss=account.did, aud=service_did, lxm=nsids.REPO_UPLOAD_BLOB
+    )
+    forged = await upload(foreign)
+    assert (forged.status, forged.error) == (401, "BadJwtSignature")
 
 
 # -- deletion ---------------------------------------------------------------------------------
