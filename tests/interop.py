@@ -28,7 +28,7 @@ def lines(relpath: str) -> list[Any]:
     for raw in path.read_text(encoding="utf-8").splitlines():
         if not raw or raw.startswith("#"):
             continue
-        out.append(pytest.param(raw, id=repr(raw)[:80]))
+        out.append(pytest.param(raw, id=repr(raw)[:80], marks=pytest.mark.interop(relpath)))
     return out
 
 
@@ -41,5 +41,7 @@ def json_cases(relpath: str, id_key: str | None = None) -> list[Any]:
     out = []
     for index, case in enumerate(cases):
         label = str(case.get(id_key, index)) if id_key and isinstance(case, dict) else str(index)
-        out.append(pytest.param(case, id=f"{index}-{label}"[:80]))
+        out.append(
+            pytest.param(case, id=f"{index}-{label}"[:80], marks=pytest.mark.interop(relpath))
+        )
     return out
