@@ -48,6 +48,7 @@ from pds.auth import passwords
 from pds.auth.tokens import AuthScope, TokenIssuer, TokenPair
 from pds.blobstore.contract import BlobStore
 from pds.db import accounts as q
+from pds.db import invites
 from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.plc_client import PlcClient, PlcClientError
@@ -240,7 +241,7 @@ class AccountManager:
             if email is not None and await q.email_owner(conn, email) is not None:
                 raise InvalidRequest(f"Email already taken: {email}")
             if self.invite_required and invite:
-                _ensure_invite_available(await q.get_invite_code(conn, invite))
+                _ensure_invite_available(await invites.get_invite_code(conn, invite))
 
     async def _insert_account(
         self,
@@ -413,17 +414,17 @@ class AccountManager:
         self, codes: Sequence[str], *, uses: int, for_account: str
     ) -> None:
         async with self.db.transaction() as conn:
-            await q.insert_invite_codes(
+            await invites.insert_invite_codes(
                 conn, codes, available_uses=uses, for_account=for_account, created_by="admin",
                 now=now_ms(),
             )  # fmt: skip
 
 
-def _ensure_invite_available(invite: q.InviteCodeRow | None) -> None:
+def _ensure_invite_available(invite: invites.InviteCodeRow | None) -> None:
     if invite is None or invite.disabled or invite.uses >= invite.available_uses:
         raise InvalidRequest("Provided invite code not available", error="InvalidInviteCode")
 
 
 async def _consume_invite(conn: AsyncConnection, code: str, did: str) -> None:
-    _ensure_invite_available(await q.get_invite_code(conn, code))
-    await q.record_invite_use(conn, code, did, now_ms())
+    _ensure_invite_available(await invites.get_invite_code(conn, code))
+    await invites.record_invite_use(conn, code, did, now_ms())

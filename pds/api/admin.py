@@ -20,6 +20,7 @@ from atcore.xrpc import InvalidRequest
 from pds.api.params import Body, json_body, optional_query_str
 from pds.context import AppContext, context_of
 from pds.db import accounts as q
+from pds.db import invites, moderation
 
 REPO_REF: Final = "com.atproto.admin.defs#repoRef"
 REPO_BLOB_REF: Final = "com.atproto.admin.defs#repoBlobRef"
@@ -65,7 +66,7 @@ async def get_account_info(request: web.Request) -> web.Response:
     did = _did_param(request)
     async with ctx.db.read() as conn:
         account = await q.get_account(conn, did)
-        invited_by = await q.invited_by(conn, did)
+        invited_by = await invites.invited_by(conn, did)
     if account is None:
         raise InvalidRequest("Account not found", error="NotFound")
     view: dict[str, Any] = {
@@ -132,11 +133,11 @@ async def _apply_takedown(ctx: AppContext, kind: str, subject: Body, ref: str | 
         except InvalidSyntax:
             raise InvalidRequest("Input/subject/uri must be a valid at-uri") from None
         async with ctx.db.transaction() as conn:
-            found = await q.set_record_takedown(conn, uri, ref)
+            found = await moderation.set_record_takedown(conn, uri, ref)
     elif kind == REPO_BLOB_REF:
         did = _did_field(subject)
         async with ctx.db.transaction() as conn:
-            found = await q.set_blob_takedown(conn, did, subject.string("cid"), ref)
+            found = await moderation.set_blob_takedown(conn, did, subject.string("cid"), ref)
     else:
         raise InvalidRequest(f"Invalid subject ({kind})")
     if not found:
@@ -170,7 +171,7 @@ async def get_subject_status(request: web.Request) -> web.Response:
 
 
 async def _blob_status(conn: AsyncConnection, did: str, cid: str) -> dict[str, Any] | None:
-    found = await q.get_blob_takedown(conn, did, cid)
+    found = await moderation.get_blob_takedown(conn, did, cid)
     if found is None:
         return None
     return {
@@ -180,7 +181,7 @@ async def _blob_status(conn: AsyncConnection, did: str, cid: str) -> dict[str, A
 
 
 async def _record_status(conn: AsyncConnection, uri: str) -> dict[str, Any] | None:
-    found = await q.get_record_takedown(conn, uri)
+    found = await moderation.get_record_takedown(conn, uri)
     if found is None:
         return None
     return {

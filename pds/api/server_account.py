@@ -31,7 +31,7 @@ from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.service_jwt import create_service_jwt, is_did_or_service_ref
 from pds.auth.tokens import ACCESS_FULL, ACCESS_PRIVILEGED, ACCESS_STANDARD, AuthScope
 from pds.context import context_of
-from pds.db import accounts as q
+from pds.db import moderation
 
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
 SERVICE_AUTH_NO_LXM_MAX_SECONDS: Final = 60
@@ -163,7 +163,7 @@ async def check_account_status(request: web.Request) -> web.Response:
     if account is None:
         raise InvalidRequest("Account not found", error="AccountNotFound")
     async with ctx.db.read() as conn:
-        counts = await q.repo_counts(conn, credentials.did)
+        counts = await moderation.repo_counts(conn, credentials.did)
     valid_did = await ctx.accounts.is_did_document_valid(credentials.did, account)
     return web.json_response(
         {

@@ -1,4 +1,5 @@
-"""All SQL touching accounts, app passwords, refresh tokens and invite codes.
+"""All SQL touching accounts, app passwords and refresh tokens (invites: `invites`, moderation
+and status tallies: `moderation`).
 
 Every function takes the connection of the caller's transaction (`Database.transaction()` for
 writes, `Database.read()` for reads), so a multi-step change (say, account row + repo + events)
@@ -8,7 +9,6 @@ lowercase; lookups lowercase their argument.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,19 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.syntax import Did
-from pds.db.schema import (
-    account,
-    account_pref,
-    app_password,
-    blob,
-    invite_code,
-    invite_code_use,
-    record,
-    record_blob,
-    refresh_token,
-    repo_block,
-    repo_root,
-)
+from pds.db.schema import account, account_pref, app_password, refresh_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,37 +76,6 @@ class RefreshTokenRow:
     app_password_name: str | None
     app_password_privileged: bool | None
     """None when the token came from the account password (or its app password is gone)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RepoCounts:
-    """What checkAccountStatus reports about an account's repository."""
-
-    commit_cid: str | None
-    rev: str | None
-    blocks: int
-    records: int
-    expected_blobs: int
-    imported_blobs: int
-
-
-@dataclass(frozen=True, slots=True)
-class TakedownState:
-    """A record's or blob's moderation state (`ref` None: not taken down)."""
-
-    cid: str
-    ref: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class InviteCodeRow:
-    code: str
-    available_uses: int
-    disabled: bool
-    for_account: str
-    created_by: str
-    created_at: int
-    uses: int
 
 
 # -- accounts ---------------------------------------------------------------------------------
@@ -217,31 +174,6 @@ async def delete_account_rows(conn: AsyncConnection, did: str) -> None:
 
 async def count_accounts(conn: AsyncConnection) -> int:
     return int((await conn.execute(select(func.count()).select_from(account))).scalar_one())
-
-
-async def repo_counts(conn: AsyncConnection, did: str) -> RepoCounts:
-    """Read-only tallies over the repository tables (which the repo writer owns)."""
-
-    async def count(query: Any) -> int:
-        return int((await conn.execute(query)).scalar_one())
-
-    root = (
-        await conn.execute(select(repo_root.c.cid, repo_root.c.rev).where(repo_root.c.did == did))
-    ).first()
-    return RepoCounts(
-        commit_cid=root.cid if root else None,
-        rev=root.rev if root else None,
-        blocks=await count(select(func.count()).where(repo_block.c.did == did)),
-        records=await count(select(func.count()).where(record.c.did == did)),
-        expected_blobs=await count(
-            select(func.count(func.distinct(record_blob.c.blob_cid))).where(
-                record_blob.c.did == did
-            )
-        ),
-        imported_blobs=await count(
-            select(func.count()).where(blob.c.did == did, blob.c.temp_key.is_(None))
-        ),
-    )
 
 
 # -- app passwords ----------------------------------------------------------------------------
@@ -376,88 +308,3 @@ async def delete_expired_refresh_tokens(conn: AsyncConnection, did: str, now: in
     await conn.execute(
         delete(refresh_token).where(refresh_token.c.did == did, refresh_token.c.expires_at <= now)
     )
-
-
-# -- invite codes -----------------------------------------------------------------------------
-async def insert_invite_codes(
-    conn: AsyncConnection,
-    codes: Sequence[str],
-    *,
-    available_uses: int,
-    for_account: str,
-    created_by: str,
-    now: int,
-) -> None:
-    await conn.execute(
-        insert(invite_code),
-        [
-            {
-                "code": code,
-                "available_uses": available_uses,
-                "disabled": False,
-                "for_account": for_account,
-                "created_by": created_by,
-                "created_at": now,
-            }
-            for code in codes
-        ],
-    )
-
-
-async def get_invite_code(conn: AsyncConnection, code: str) -> InviteCodeRow | None:
-    uses = (
-        select(func.count())
-        .select_from(invite_code_use)
-        .where(invite_code_use.c.code == invite_code.c.code)
-        .scalar_subquery()
-    )
-    row = (
-        await conn.execute(
-            select(invite_code, uses.label("uses")).where(invite_code.c.code == code)
-        )
-    ).first()
-    if row is None:
-        return None
-    return InviteCodeRow(
-        code=row.code,
-        available_uses=row.available_uses,
-        disabled=bool(row.disabled),
-        for_account=row.for_account,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        uses=row.uses,
-    )
-
-
-async def record_invite_use(conn: AsyncConnection, code: str, used_by: str, now: int) -> None:
-    await conn.execute(insert(invite_code_use).values(code=code, used_by=used_by, used_at=now))
-
-
-async def invited_by(conn: AsyncConnection, did: str) -> str | None:
-    query = select(invite_code_use.c.code).where(invite_code_use.c.used_by == did)
-    return (await conn.execute(query)).scalars().first()
-
-
-# -- moderation of records and blobs ----------------------------------------------------------
-async def set_record_takedown(conn: AsyncConnection, uri: str, ref: str | None) -> bool:
-    result = await conn.execute(update(record).where(record.c.uri == uri).values(takedown_ref=ref))
-    return result.rowcount > 0
-
-
-async def get_record_takedown(conn: AsyncConnection, uri: str) -> TakedownState | None:
-    query = select(record.c.cid, record.c.takedown_ref).where(record.c.uri == uri)
-    row = (await conn.execute(query)).first()
-    return None if row is None else TakedownState(cid=row.cid, ref=row.takedown_ref)
-
-
-async def set_blob_takedown(conn: AsyncConnection, did: str, cid: str, ref: str | None) -> bool:
-    result = await conn.execute(
-        update(blob).where(blob.c.did == did, blob.c.cid == cid).values(takedown_ref=ref)
-    )
-    return result.rowcount > 0
-
-
-async def get_blob_takedown(conn: AsyncConnection, did: str, cid: str) -> TakedownState | None:
-    query = select(blob.c.cid, blob.c.takedown_ref).where(blob.c.did == did, blob.c.cid == cid)
-    row = (await conn.execute(query)).first()
-    return None if row is None else TakedownState(cid=row.cid, ref=row.takedown_ref)
