@@ -381,3 +381,61 @@ async def test_a_client_vanishing_mid_body_leaves_the_server_working(
     writer.close()
     await writer.wait_closed()
     assert (await xrpc.query(nsids.SERVER_DESCRIBE_SERVER)).status == 200
+
+
+_GARBAGE = [
+    b"{",
+    b"[]",
+    b"null",
+    b"123",
+    b'{"did": 5, "handle": [], "name": {}, "password": 1, "identifier": null, "token": 2,'
+    b' "subject": "x", "useCount": "1", "takedown": 3, "deleteAfter": 4, "email": false}',
+]
+_MORE_GARBAGE = {
+    nsids.ADMIN_UPDATE_SUBJECT_STATUS: [
+        b'{"subject": {"$type": 1}, "takedown": {"applied": "yes"}}',
+        b'{"subject": {"$type": "com.atproto.admin.defs#repoRef", "did": "nope"},'
+        b' "takedown": {"applied": true}}',
+        b'{"subject": {"$type": "com.example.unknown"}, "takedown": {"applied": true}}',
+    ],
+    nsids.SERVER_CREATE_INVITE_CODE: [b'{"useCount": 0}', b'{"useCount": 1.5}'],
+    nsids.SERVER_DEACTIVATE_ACCOUNT: [b'{"deleteAfter": "yesterday"}'],
+}
+_WITH_INPUT = {
+    nsids.SERVER_CREATE_ACCOUNT: "none",
+    nsids.SERVER_CREATE_SESSION: "none",
+    nsids.SERVER_DELETE_ACCOUNT: "none",
+    nsids.SERVER_CREATE_APP_PASSWORD: "user",
+    nsids.SERVER_REVOKE_APP_PASSWORD: "user",
+    nsids.SERVER_DEACTIVATE_ACCOUNT: "user",
+    nsids.IDENTITY_UPDATE_HANDLE: "user",
+    nsids.SERVER_CREATE_INVITE_CODE: "admin",
+    nsids.ADMIN_UPDATE_SUBJECT_STATUS: "admin",
+    nsids.ADMIN_UPDATE_ACCOUNT_HANDLE: "admin",
+    nsids.ADMIN_UPDATE_ACCOUNT_PASSWORD: "admin",
+    nsids.ADMIN_DELETE_ACCOUNT: "admin",
+}
+
+
+@pytest.mark.parametrize("nsid", sorted(_WITH_INPUT))
+async def test_garbage_inputs_are_client_errors(
+    xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount, nsid: str
+) -> None:
+    account = new_account()
+    auth = {
+        "none": {},
+        "user": bearer(account.access_jwt),
+        "admin": {"Authorization": pds_stack.admin_authorization},
+    }[_WITH_INPUT[nsid]]
+    for data in [*_GARBAGE, *_MORE_GARBAGE.get(nsid, [])]:
+        reply = await xrpc.request(
+            "POST",
+            nsids.xrpc_path(nsid),
+            data=data,
+            headers={**auth, "Content-Type": "application/json"},
+        )
+        assert reply.status == 400, (data, reply.body)
+        assert reply.error == "InvalidRequest", (data, reply.body)
+    # None of that touched the account.
+    session = (await xrpc.login(account.handle, account.password)).ok()
+    assert session["active"] is True
