@@ -150,11 +150,6 @@ class AuthVerifier:
             await self._check_status(claims.did, check_takedown, check_deactivated)
         return AccessCredentials(did=claims.did, scope=claims.scope)
 
-    async def optional_access(self, request: web.Request) -> AccessCredentials | None:
-        if "Authorization" not in request.headers:
-            return None
-        return await self.access(request)
-
     def refresh(self, request: web.Request, *, allow_expired: bool = False) -> RefreshCredentials:
         request[AUTHENTICATED] = True
         token = bearer_token(request)

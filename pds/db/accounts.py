@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -170,10 +170,6 @@ async def delete_account_rows(conn: AsyncConnection, did: str) -> None:
     await conn.execute(delete(app_password).where(app_password.c.did == did))
     await conn.execute(delete(account_pref).where(account_pref.c.did == did))
     await conn.execute(delete(account).where(account.c.did == did))
-
-
-async def count_accounts(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(account))).scalar_one())
 
 
 # -- app passwords ----------------------------------------------------------------------------
