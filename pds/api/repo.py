@@ -39,7 +39,7 @@ from pds.auth.verifier import AccessCredentials
 from pds.context import CONTEXT, AppContext, context_of
 from pds.db import accounts as account_sql
 from pds.db.accounts import AccountRow
-from pds.repo.errors import RepoError
+from pds.repo.errors import AccountUnavailable, RepoError, RepoNotFound
 from pds.repo.plan import WriteResult
 from pds.repo.prepare import NO_SWAP, PreparedWrite, SwapRecord, WritePreparer
 from pds.repo.reader import RepoReader
@@ -238,7 +238,13 @@ async def _write_request(request: web.Request) -> tuple[AppContext, AccessCreden
 
 
 async def _own_repo(ctx: AppContext, credentials: AccessCredentials, repo: str) -> str:
-    """The DID of `repo` if the caller may write to it (the reference's checks and errors)."""
+    """The DID of `repo` if the caller may write to it (the reference's checks and errors).
+
+    The usual case, the caller's own DID, needs no lookup: the writer refuses writes to a
+    taken-down, deactivated or deleted account itself, inside the commit's transaction.
+    """
+    if repo == credentials.did:
+        return repo
     if not is_valid_at_identifier(repo):
         raise InvalidRequest("Input/repo must be a valid did or a handle")
     account = await _account(ctx, repo)
@@ -295,6 +301,10 @@ async def _commit(
 ) -> WriteOutcome:
     try:
         return await ctx.repo_writer.apply_writes(did, writes, swap_commit)
+    except RepoNotFound:
+        raise Forbidden("Account not found", error="AccountNotFound") from None
+    except AccountUnavailable as exc:
+        raise AuthenticationRequired(exc.message, error=exc.error) from None
     except RepoError as exc:
         raise InvalidRequest(exc.message, error=exc.error) from None
 

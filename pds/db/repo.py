@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
 
-from sqlalchemy import and_, bindparam, delete, insert, select, text, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.cid import CID
@@ -40,12 +38,14 @@ def _chunks(items: Sequence[object], size: int = _IN_CHUNK) -> Iterable[Sequence
 
 @dataclass(frozen=True, slots=True)
 class RepoHead:
-    """A repository's current commit, with the account's signing key (for the next commit)."""
+    """A repository's current commit, with the account's signing key and status."""
 
     did: str
     commit_cid: CID
     rev: str
     signing_key: bytes
+    taken_down: bool
+    deactivated: bool
 
 
 async def load_heads(conn: AsyncConnection, dids: Sequence[str]) -> dict[str, RepoHead]:
@@ -53,12 +53,21 @@ async def load_heads(conn: AsyncConnection, dids: Sequence[str]) -> dict[str, Re
     heads: dict[str, RepoHead] = {}
     for chunk in _chunks(list(dids)):
         rows = await conn.execute(
-            select(_root.c.did, _root.c.cid, _root.c.rev, _account.c.signing_key)
+            select(
+                _root.c.did,
+                _root.c.cid,
+                _root.c.rev,
+                _account.c.signing_key,
+                _account.c.takedown_ref,
+                _account.c.deactivated_at,
+            )
             .join(_account, _account.c.did == _root.c.did)
             .where(_root.c.did.in_(chunk))
         )
-        for did, cid, rev, key in rows:
-            heads[did] = RepoHead(did, CID.parse(cid), rev, bytes(key))
+        for did, cid, rev, key, takedown, deactivated in rows:
+            heads[did] = RepoHead(
+                did, CID.parse(cid), rev, bytes(key), takedown is not None, deactivated is not None
+            )
     return heads
 
 
@@ -70,23 +79,6 @@ async def get_root(conn: AsyncConnection, did: str) -> tuple[CID, str] | None:
 
 async def insert_root(conn: AsyncConnection, did: str, cid: CID, rev: str, now: int) -> None:
     await conn.execute(insert(_root).values(did=did, cid=str(cid), rev=rev, indexed_at=now))
-
-
-async def update_roots(
-    conn: AsyncConnection, rows: Sequence[tuple[str, CID, str]], now: int
-) -> None:
-    """Move each (did, commit, rev) root; one statement for the whole batch."""
-    if not rows:
-        return
-    stmt = (
-        update(_root)
-        .where(_root.c.did == bindparam("b_did"))
-        .values(cid=bindparam("b_cid"), rev=bindparam("b_rev"), indexed_at=bindparam("b_now"))
-    )
-    await conn.execute(
-        stmt,
-        [{"b_did": did, "b_cid": str(cid), "b_rev": rev, "b_now": now} for did, cid, rev in rows],
-    )
 
 
 async def list_repo_dids(conn: AsyncConnection, after: str | None, limit: int) -> list[str]:
@@ -130,15 +122,6 @@ async def put_blocks(conn: AsyncConnection, rows: Sequence[tuple[str, CID, str, 
     )
 
 
-async def delete_blocks(conn: AsyncConnection, rows: Sequence[tuple[str, CID]]) -> None:
-    if not rows:
-        return
-    stmt = delete(_block).where(
-        and_(_block.c.did == bindparam("b_did"), _block.c.cid == bindparam("b_cid"))
-    )
-    await conn.execute(stmt, [{"b_did": did, "b_cid": cid.cid_bytes} for did, cid in rows])
-
-
 async def block_page(
     conn: AsyncConnection, did: str, *, since: str | None, after: bytes | None, limit: int
 ) -> list[tuple[bytes, bytes]]:
@@ -157,65 +140,6 @@ async def block_page(
 
 
 # -- records ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRow:
-    uri: str
-    did: str
-    collection: str
-    rkey: str
-    cid: str
-    rev: str
-
-
-# Textual, so SQLAlchemy caches it (its SQLite upsert construct is recompiled on every use);
-# the conflict branch keeps `takedown_ref`, as the reference does.
-_UPSERT_RECORD: Final = text(
-    "INSERT INTO record (uri, cid, did, collection, rkey, repo_rev, indexed_at) "
-    "VALUES (:uri, :cid, :did, :collection, :rkey, :repo_rev, :indexed_at) "
-    "ON CONFLICT (uri) DO UPDATE SET cid = excluded.cid, repo_rev = excluded.repo_rev, "
-    "indexed_at = excluded.indexed_at"
-)
-
-
-async def upsert_records(conn: AsyncConnection, rows: Sequence[RecordRow], now: int) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        _UPSERT_RECORD,
-        [
-            {
-                "uri": r.uri,
-                "cid": r.cid,
-                "did": r.did,
-                "collection": r.collection,
-                "rkey": r.rkey,
-                "repo_rev": r.rev,
-                "indexed_at": now,
-            }
-            for r in rows
-        ],
-    )
-
-
-async def delete_records(conn: AsyncConnection, uris: Sequence[str]) -> None:
-    if uris:
-        await conn.execute(
-            delete(_record).where(_record.c.uri == bindparam("b_uri")),
-            [{"b_uri": uri} for uri in uris],
-        )
-
-
-async def referenced_record_cids(conn: AsyncConnection, did: str, cids: Sequence[str]) -> set[str]:
-    """Which of `cids` (text) some record of the repo still points at."""
-    found: set[str] = set()
-    for chunk in _chunks(list(cids)):
-        rows = await conn.execute(
-            select(_record.c.cid).where(_record.c.did == did, _record.c.cid.in_(chunk)).distinct()
-        )
-        found.update(row[0] for row in rows)
-    return found
 
 
 async def get_record(
@@ -304,64 +228,6 @@ async def find_blobs(conn: AsyncConnection, did: str, cids: Sequence[str]) -> di
         for cid, mime, size, temp_key in rows:
             found[cid] = BlobRow(cid, mime, int(size), temp_key)
     return found
-
-
-async def mark_blobs_permanent(conn: AsyncConnection, rows: Sequence[tuple[str, str]]) -> None:
-    """Clear `temp_key` of (did, cid) blobs now referenced by a committed record."""
-    if rows:
-        stmt = (
-            update(_blob)
-            .where(and_(_blob.c.did == bindparam("b_did"), _blob.c.cid == bindparam("b_cid")))
-            .values(temp_key=None)
-        )
-        await conn.execute(stmt, [{"b_did": d, "b_cid": c} for d, c in rows])
-
-
-async def blobs_of_records(conn: AsyncConnection, did: str, uris: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(list(uris)):
-        rows = await conn.execute(
-            select(_record_blob.c.blob_cid).where(
-                _record_blob.c.did == did, _record_blob.c.record_uri.in_(chunk)
-            )
-        )
-        found.update(row[0] for row in rows)
-    return found
-
-
-async def delete_record_blobs(conn: AsyncConnection, did: str, uris: Sequence[str]) -> None:
-    if uris:
-        stmt = delete(_record_blob).where(
-            and_(_record_blob.c.did == did, _record_blob.c.record_uri == bindparam("b_uri"))
-        )
-        await conn.execute(stmt, [{"b_uri": uri} for uri in uris])
-
-
-async def insert_record_blobs(conn: AsyncConnection, rows: Sequence[tuple[str, str, str]]) -> None:
-    """(did, blob cid, record uri) references."""
-    if rows:
-        await conn.execute(
-            sqlite_insert(_record_blob).on_conflict_do_nothing(),
-            [{"did": d, "blob_cid": c, "record_uri": u} for d, c, u in rows],
-        )
-
-
-async def referenced_blobs(conn: AsyncConnection, did: str, cids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(list(cids)):
-        rows = await conn.execute(
-            select(_record_blob.c.blob_cid)
-            .where(_record_blob.c.did == did, _record_blob.c.blob_cid.in_(chunk))
-            .distinct()
-        )
-        found.update(row[0] for row in rows)
-    return found
-
-
-async def delete_blob_rows(conn: AsyncConnection, did: str, cids: Sequence[str]) -> None:
-    if cids:
-        stmt = delete(_blob).where(and_(_blob.c.did == did, _blob.c.cid == bindparam("b_cid")))
-        await conn.execute(stmt, [{"b_cid": c} for c in cids])
 
 
 # -- whole repositories ----------------------------------------------------------------------

@@ -12,5 +12,6 @@ Errors (`pds.repo.errors`, all `RepoError`, a `ValueError`; the API maps them to
     ├── InvalidWrite        bad record, rkey, collection, $type, size, or an impossible op (400)
     │   └── BlobNotFound    a record references a blob this repo does not have (400)
     ├── InvalidSwap         swapCommit / swapRecord did not match (400 InvalidSwap)
-    └── RepoNotFound        the DID has no repository here (400)
+    ├── RepoNotFound        the DID has no repository here
+    └── AccountUnavailable  the account is taken down or deactivated (AccountTakedown, ...)
 """

@@ -38,3 +38,7 @@ class InvalidSwap(RepoError):
 
 class RepoNotFound(RepoError):
     """The DID has no repository on this PDS."""
+
+
+class AccountUnavailable(RepoError):
+    """The account is taken down or deactivated: its repository accepts no writes."""

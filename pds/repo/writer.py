@@ -10,8 +10,13 @@ Group commit
     builds on the earlier one's in-memory result, so one repository's commits form a chain in
     arrival order (`since` = previous rev, `prevData` = previous data) whatever the concurrency.
 
-    Heads are read inside the write transaction (`BEGIN IMMEDIATE`), so nothing can move a root
-    between reading and writing it, even if another transaction slips in between two batches.
+Heads
+    Commits are planned in memory against each repo's head (commit CID, rev, MST root, signing
+    key), kept in an LRU after the first read. The transaction moves every root by
+    compare-and-swap from the head it was planned on; if any root moved underneath (the account
+    was deleted, say), the batch rolls back, those heads are read again and the batch is planned
+    again. All of a batch's SQL runs in one hop on the database's write thread
+    (`pds.db.repo_batch`).
 
 Blobs
     A record's blob refs must name blobs uploaded to this repo. Temporary ones are moved into
@@ -19,7 +24,8 @@ Blobs
     a temp file; blobs no record references any more are deleted after the commit.
 
 `create_repo` writes a new account's empty repository inside the account-creation transaction
-(the caller sequences its events: identity, account, commit, sync, as the reference does).
+and sequences its `#commit` and `#sync` events (the caller sequences `#identity` and `#account`
+before it, as the reference does).
 """
 
 from __future__ import annotations
@@ -42,18 +48,33 @@ from atcore.syntax import Did, parse_did
 from atcore.tid import TidClock
 from pds.blobstore.contract import BlobStoreError
 from pds.db import repo as repo_sql
+from pds.db.repo_batch import StaleHead, apply_batch, run_on_writer
+from pds.repo.batch import PlannedEntry, collect
 from pds.repo.blobs import BlobPlan, BlobStoreLike
-from pds.repo.errors import InvalidSwap, InvalidWrite, RepoError, RepoNotFound
+from pds.repo.errors import (
+    AccountUnavailable,
+    InvalidSwap,
+    InvalidWrite,
+    RepoError,
+    RepoNotFound,
+)
 from pds.repo.plan import PlannedCommit, RepoState, WriteResult, plan_commit
 from pds.repo.prepare import PreparedWrite
 from pds.repo.storage import BlockCache, RepoView, with_blocks
-from pds.sequencer import CommitEvent, Sequencer, now_ms, sequence_commits, sequence_sync
+from pds.sequencer import (
+    CommitEvent,
+    Sequencer,
+    format_time,
+    now_ms,
+    sequence_commits,
+    sequence_sync,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH_REQUESTS: Final = 64
-_KEYPAIR_CACHE: Final = 4096
-_COMMIT_DATA_CACHE: Final = 16384
+MAX_ATTEMPTS: Final = 3
+_HEAD_CACHE: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +112,10 @@ class _Request:
 
 @dataclass(slots=True)
 class _Batch:
-    """What one transaction accumulates across the commits it holds."""
+    """What one transaction accumulates: planned commits (with their base commit), no-ops and
+    the blocks written so far (later commits of the batch read them)."""
 
-    done: list[tuple[_Request, PlannedCommit]] = field(default_factory=list)
+    done: list[tuple[_Request, PlannedCommit, CID]] = field(default_factory=list)
     noops: list[tuple[_Request, list[WriteResult]]] = field(default_factory=list)
     pending: dict[CID, bytes] = field(default_factory=dict)
 
@@ -116,8 +138,7 @@ class RepoWriter:
         self.clock = clock or TidClock()
         self._queue: list[_Request] = []
         self._lock = asyncio.Lock()
-        self._keypairs: OrderedDict[bytes, Keypair] = OrderedDict()
-        self._commit_data: OrderedDict[CID, CID] = OrderedDict()
+        self._heads: OrderedDict[str, RepoState] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()
 
     # -- account lifecycle (run inside the caller's transaction) -----------------------------
@@ -152,11 +173,13 @@ class RepoWriter:
     async def delete_repo(self, conn: AsyncConnection, did: Did) -> list[CID]:
         """Remove the repo's blocks, records, root and blob rows; returns the blob CIDs to purge.
 
-        Runs in the caller's transaction under the writer lock, so no commit of this repo is
-        in flight while its rows go.
+        Runs in the caller's transaction.
         """
-        async with self._lock:
-            return [CID.parse(cid) for cid in await repo_sql.delete_repo_rows(conn, did)]
+        # No writer lock here: the caller holds the write connection, which a batch waiting
+        # on the lock would need. A batch planned on this repo's old head fails its root
+        # compare-and-swap and is planned again (and finds no repo).
+        self.forget(did)
+        return [CID.parse(cid) for cid in await repo_sql.delete_repo_rows(conn, did)]
 
     async def sequence_sync(self, conn: AsyncConnection, did: Did) -> None:
         """Sequence a `#sync` event announcing the repo's current commit (e.g. reactivation)."""
@@ -195,44 +218,75 @@ class RepoWriter:
         return future.result()
 
     async def _commit_batch(self, requests: list[_Request]) -> None:
+        for _ in range(MAX_ATTEMPTS):
+            live = [request for request in requests if not request.future.done()]
+            if not live:
+                return
+            try:
+                if await self._attempt(live):
+                    return
+            except BaseException as exc:
+                for request in live:
+                    if not request.future.done():
+                        _fail(request, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(RuntimeError("repository heads kept moving"))
+
+    async def _attempt(self, requests: list[_Request]) -> bool:
+        """Plan and write one batch; False when a head moved and the batch must be redone."""
         batch = _Batch()
         blobs = BlobPlan(self.blobstore)
+        await self._plan_batch(requests, batch, blobs)
+        if not batch.done:
+            self._finish_noops(batch)
+            return True
+        stamp = now_ms()
+        write = collect(
+            [PlannedEntry(planned, base) for _, planned, base in batch.done],
+            claimed=blobs.claimed,
+            now=stamp,
+            time_text=format_time(stamp),
+        )
         try:
-            async with self.db.transaction() as conn:
-                await self._plan_batch(conn, requests, batch, blobs)
-                seqs = await self._persist(conn, batch, blobs) if batch.done else []
-        except BaseException as exc:
+            result = await run_on_writer(self.db, lambda conn: apply_batch(conn, write))
+        except StaleHead:
             for request in requests:
-                if not request.future.done():
-                    _fail(request, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+                self._heads.pop(request.did, None)
+            return False
         self.cache.put_many(batch.pending)
-        for (request, planned), seq in zip(batch.done, seqs, strict=True):
-            self._remember_head(planned.state)
+        for (request, planned, _), seq in zip(batch.done, result.seqs, strict=True):
+            self._remember(planned.state)
             info = CommitInfo(planned.state.commit_cid, planned.state.rev, seq)
             request.future.set_result(WriteOutcome(info, planned.results))
-        for request, results in batch.noops:
-            request.future.set_result(WriteOutcome(None, results))
-        if seqs:
-            self.sequencer.signal.notify()
-            self._spawn(blobs.delete_dereferenced())
+        self._finish_noops(batch)
+        self.sequencer.signal.notify()
+        if result.dereferenced_blobs:
+            self._spawn(blobs.delete_files(result.dereferenced_blobs))
+        return True
 
-    async def _plan_batch(
-        self, conn: AsyncConnection, requests: list[_Request], batch: _Batch, blobs: BlobPlan
-    ) -> None:
+    def _finish_noops(self, batch: _Batch) -> None:
+        for request, results in batch.noops:
+            if not request.future.done():
+                request.future.set_result(WriteOutcome(None, results))
+
+    async def _plan_batch(self, requests: list[_Request], batch: _Batch, blobs: BlobPlan) -> None:
         """Plan every request in order on top of the previous ones; refusals fail alone."""
+        unavailable: dict[str, repo_sql.RepoHead] = {}
         dids = list(dict.fromkeys(request.did for request in requests))
-        heads = await repo_sql.load_heads(conn, dids)
-        await blobs.load(conn, [w for request in requests for w in request.writes])
-        states: dict[str, RepoState] = {}
+        states = await self._heads_of(dids, unavailable)
+        await blobs.load(self.db, [w for request in requests for w in request.writes])
         for request in requests:
             try:
-                state = states.get(request.did) or await self._state(conn, heads, request.did)
+                state = states.get(request.did)
+                if state is None:
+                    raise _missing_repo(request.did, unavailable.get(request.did))
                 if request.swap_commit is not None and request.swap_commit != state.commit_cid:
                     raise InvalidSwap(f"Commit was at {state.commit_cid}")
-                planned = await self._plan(conn, state, request, batch.pending)
+                planned = await self._plan(state, request, batch.pending)
                 if isinstance(planned, list):
                     batch.noops.append((request, planned))
                     continue
@@ -242,13 +296,14 @@ class RepoWriter:
                 continue
             states[request.did] = planned.state
             batch.pending.update(planned.new_blocks)
-            batch.done.append((request, planned))
+            batch.done.append((request, planned, state.commit_cid))
 
     async def _plan(
-        self, conn: AsyncConnection, state: RepoState, request: _Request, pending: dict[CID, bytes]
+        self, state: RepoState, request: _Request, pending: dict[CID, bytes]
     ) -> PlannedCommit | list[WriteResult]:
         async def fetch(cid: CID) -> bytes | None:
-            return (await repo_sql.get_blocks(conn, state.did, [cid])).get(cid)
+            async with self.db.read() as conn:
+                return (await repo_sql.get_blocks(conn, state.did, [cid])).get(cid)
 
         return await with_blocks(
             lambda: plan_commit(RepoView(self.cache, pending), state, request.writes, self.clock),
@@ -256,78 +311,43 @@ class RepoWriter:
             self.cache,
         )
 
-    async def _state(
-        self, conn: AsyncConnection, heads: dict[str, repo_sql.RepoHead], did: str
-    ) -> RepoState:
-        head = heads.get(did)
-        if head is None:
-            raise RepoNotFound(f"Could not find repo: {did}")
-        data = self._commit_data.get(head.commit_cid)
-        if data is None:
-            block = self.cache.get(head.commit_cid)
-            if block is None:
-                block = (await repo_sql.get_blocks(conn, did, [head.commit_cid])).get(
-                    head.commit_cid
-                )
-            if block is None:
-                raise RuntimeError(f"repository {did} lacks its commit block {head.commit_cid}")
-            data = SignedCommit.decode(block).data
-        state = RepoState(
-            parse_did(did), head.commit_cid, head.rev, data, self._keypair(head.signing_key)
-        )
-        self._remember_head(state)
-        return state
-
-    def _remember_head(self, state: RepoState) -> None:
-        self._commit_data[state.commit_cid] = state.data
-        self._commit_data.move_to_end(state.commit_cid)
-        while len(self._commit_data) > _COMMIT_DATA_CACHE:
-            self._commit_data.popitem(last=False)
-
-    def _keypair(self, secret: bytes) -> Keypair:
-        keypair = self._keypairs.get(secret)
-        if keypair is None:
-            keypair = self._keypairs[secret] = K256Keypair.from_private_bytes(secret)
-            while len(self._keypairs) > _KEYPAIR_CACHE:
-                self._keypairs.popitem(last=False)
-        return keypair
-
-    async def _persist(self, conn: AsyncConnection, batch: _Batch, blobs: BlobPlan) -> list[int]:
-        """Write the batch's net effect: blocks, roots, records, blob refs and the events."""
-        now = now_ms()
-        fates = _BlockFates()
-        final: dict[str, PreparedWrite | None] = {}
-        superseded: list[PreparedWrite] = []
-        roots: dict[str, tuple[CID, str]] = {}
-        # Fresh records without blobs (the common case) leave `record_blob` alone.
-        blob_rows_change = False
-        for request, planned in batch.done:
-            fates.apply(request.did, planned)
-            roots[request.did] = (planned.state.commit_cid, planned.state.rev)
-            for result in planned.results:
-                if result.action is None:
+    async def _heads_of(
+        self, dids: list[str], unavailable: dict[str, repo_sql.RepoHead]
+    ) -> dict[str, RepoState]:
+        """Current heads of active accounts (cached, else read); others go to `unavailable`,
+        DIDs without a repo are left out."""
+        found = {did: self._heads[did] for did in dids if did in self._heads}
+        missing = [did for did in dids if did not in found]
+        if not missing:
+            return found
+        async with self.db.read() as conn:
+            for did, head in (await repo_sql.load_heads(conn, missing)).items():
+                if head.taken_down or head.deactivated:
+                    unavailable[did] = head
                     continue
-                earlier = final.get(result.uri)
-                if earlier is not None:
-                    superseded.append(earlier)
-                final[result.uri] = None if result.action == "delete" else result.write
-                blob_rows_change |= result.action != "create" or bool(result.write.blobs)
-        revs = {did: rev for did, (_, rev) in roots.items()}
-        await repo_sql.upsert_records(
-            conn,
-            [_record_row(w, revs[w.did]) for w in final.values() if w is not None],
-            now,
-        )
-        await repo_sql.delete_records(conn, [uri for uri, w in final.items() if w is None])
-        await fates.settle_candidates(conn)
-        await repo_sql.delete_blocks(conn, sorted(fates.deletes))
-        await repo_sql.put_blocks(
-            conn, [(did, cid, rev, block) for (did, cid), (rev, block) in fates.puts.items()]
-        )
-        await repo_sql.update_roots(conn, [(d, c, r) for d, (c, r) in roots.items()], now)
-        if blob_rows_change:
-            await blobs.persist(conn, final, superseded)
-        return await sequence_commits(conn, [planned.event for _, planned in batch.done])
+                block = self.cache.get(head.commit_cid)
+                if block is None:
+                    block = (await repo_sql.get_blocks(conn, did, [head.commit_cid])).get(
+                        head.commit_cid
+                    )
+                if block is None:
+                    raise RuntimeError(f"repository {did} lacks its commit block {head.commit_cid}")
+                data = SignedCommit.decode(block).data
+                keypair = K256Keypair.from_private_bytes(head.signing_key)
+                found[did] = RepoState(parse_did(did), head.commit_cid, head.rev, data, keypair)
+                self._remember(found[did])
+        return found
+
+    def _remember(self, state: RepoState) -> None:
+        heads = self._heads
+        heads[str(state.did)] = state
+        heads.move_to_end(str(state.did))
+        while len(heads) > _HEAD_CACHE:
+            heads.popitem(last=False)
+
+    def forget(self, did: str) -> None:
+        """Drop the cached head (call after changing an account's signing key)."""
+        self._heads.pop(did, None)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -341,55 +361,15 @@ class RepoWriter:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-class _BlockFates:
-    """The net effect of a batch's commits on each (did, block): stored, deleted, or maybe freed.
-
-    Applied in commit order: a later commit can re-create a node an earlier one removed, or free
-    one an earlier one created. Old record blocks are only candidates until the record index
-    (already updated in the transaction) says no record of the repo points at them any more.
-    """
-
-    def __init__(self) -> None:
-        self.puts: dict[tuple[str, CID], tuple[str, bytes]] = {}
-        self.deletes: set[tuple[str, CID]] = set()
-        self.candidates: set[tuple[str, CID]] = set()
-
-    def apply(self, did: str, planned: PlannedCommit) -> None:
-        rev = planned.state.rev
-        for cid in planned.removed_blocks:
-            key = (did, cid)
-            self.puts.pop(key, None)
-            self.candidates.discard(key)
-            self.deletes.add(key)
-        for cid in planned.old_record_cids:
-            self.candidates.add((did, cid))
-        for cid, block in planned.new_blocks.items():
-            key = (did, cid)
-            self.puts[key] = (rev, block)
-            self.deletes.discard(key)
-            self.candidates.discard(key)
-
-    async def settle_candidates(self, conn: AsyncConnection) -> None:
-        by_did: dict[str, list[CID]] = {}
-        for did, cid in self.candidates:
-            by_did.setdefault(did, []).append(cid)
-        for did, cids in by_did.items():
-            used = await repo_sql.referenced_record_cids(conn, did, [str(c) for c in cids])
-            for cid in cids:
-                if str(cid) not in used:
-                    self.puts.pop((did, cid), None)
-                    self.deletes.add((did, cid))
-        self.candidates.clear()
-
-
 _WRITES: Final = frozenset(("create", "update"))
 
 
-def _record_row(write: PreparedWrite, rev: str) -> repo_sql.RecordRow:
-    assert write.cid is not None
-    return repo_sql.RecordRow(
-        write.uri, write.did, str(write.collection), str(write.rkey), str(write.cid), rev
-    )
+def _missing_repo(did: str, head: repo_sql.RepoHead | None) -> RepoError:
+    if head is None:
+        return RepoNotFound(f"Could not find repo: {did}")
+    if head.taken_down:
+        return AccountUnavailable("Account has been taken down", error="AccountTakedown")
+    return AccountUnavailable("Account is deactivated", error="AccountDeactivated")
 
 
 def _retrieve(future: asyncio.Future[WriteOutcome]) -> None:

@@ -18,7 +18,7 @@ from atcore.mst import MST, MemoryBlockStore
 from atcore.nsids import BSKY_FEED_POST
 from atcore.tid import TidClock
 from pds.db import schema
-from pds.repo.errors import InvalidSwap, InvalidWrite, RepoNotFound
+from pds.repo.errors import AccountUnavailable, InvalidSwap, InvalidWrite, RepoNotFound
 from pds.repo.prepare import PreparedWrite
 from pds.repo.writer import RepoWriter
 from tests.pds.repo_support import (
@@ -299,3 +299,40 @@ async def test_sequence_numbers_survive_account_deletion(env: RepoEnv) -> None:
             == 0
         )
     assert other != did
+
+
+async def set_status(env: RepoEnv, did: str, **values: Any) -> None:
+    async with env.db.transaction() as conn:
+        await conn.execute(
+            schema.account.update().where(schema.account.c.did == did).values(**values)
+        )
+
+
+@pytest.mark.parametrize(
+    ("column", "error"),
+    [("deactivated_at", "AccountDeactivated"), ("takedown_ref", "AccountTakedown")],
+)
+async def test_inactive_accounts_refuse_writes_even_with_a_cached_head(
+    env: RepoEnv, column: str, error: str
+) -> None:
+    did = await env.new_account(f"inactive-{column}")
+    await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 1})])
+    before = (await head(env, did), len(await env.events()))
+    await set_status(env, did, **{column: 1 if column == "deactivated_at" else "ref-1"})
+    with pytest.raises(AccountUnavailable) as refused:
+        await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 2})])
+    assert refused.value.error == error
+    assert (await head(env, did), len(await env.events())) == before
+    await set_status(env, did, **{column: None})
+    again = await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 2})])
+    assert again.commit is not None
+    check_chain(commit_chain(await env.events(), did), env.keys[did].public_key)
+
+
+async def test_writes_to_a_deleted_repo_are_refused(env: RepoEnv) -> None:
+    did = await env.new_account("doomed")
+    await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 1})])
+    async with env.sequencer.transaction() as conn:
+        await env.writer.delete_repo(conn, did)
+    with pytest.raises(RepoNotFound):
+        await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 2})])
