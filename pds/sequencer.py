@@ -120,11 +120,14 @@ def now_ms() -> int:
 # -- assigning seqs --------------------------------------------------------------------------
 
 
-# Textual so it is compiled once (the dialect's upsert construct is not cacheable).
-_RESERVE: Final = text(
+# The one statement that hands out seqs, shared by this module's async path and the repo
+# writer's batch (`pds.db.repo_batch`, which runs on the write thread). Textual, so SQLAlchemy
+# compiles it once (its SQLite upsert construct is not cacheable).
+RESERVE_SEQS_SQL: Final = (
     "INSERT INTO sequencer_state (id, last_seq) VALUES (1, :count) "
     "ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + :count RETURNING last_seq"
 )
+_RESERVE: Final = text(RESERVE_SEQS_SQL)
 
 
 async def _reserve(conn: AsyncConnection, count: int) -> int:

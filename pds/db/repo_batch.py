@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from pds.db.engine import Database
+from pds.sequencer import RESERVE_SEQS_SQL
 
 _T = TypeVar("_T")
 _IN_CHUNK: Final = 500
@@ -219,12 +220,7 @@ def insert_events(
     """Reserve seqs (see `pds.sequencer`) and store the events; returns their seqs."""
     if not events:
         return []
-    (last,) = conn.execute(
-        "INSERT INTO sequencer_state (id, last_seq) VALUES (1, ?) "
-        "ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + excluded.last_seq "
-        "RETURNING last_seq",
-        (len(events),),
-    ).fetchone()
+    (last,) = conn.execute(RESERVE_SEQS_SQL, {"count": len(events)}).fetchone()
     first = int(last) - len(events) + 1
     conn.executemany(
         "INSERT INTO repo_seq (seq, did, event_type, event, invalidated, sequenced_at) "
