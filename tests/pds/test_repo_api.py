@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from atproto import Client, models  # type: ignore[import-untyped]
 from atproto_client.exceptions import BadRequestError  # type: ignore[import-untyped]
@@ -63,20 +64,20 @@ def account_key(stack: Stack, did: str) -> PublicKey:
     return key
 
 
-def stored_repo(stack: Stack, did: str) -> tuple[bytes, list[tuple[str, dict[str, Any]]]]:
+async def read_stored(stack: Stack, did: str) -> tuple[bytes, list[tuple[str, dict[str, Any]]]]:
     """The repo's CAR export and every stored event, read from the stack's database file."""
+    db = Database(stack.settings.sqlite_path)
+    try:
+        car = b"".join([chunk async for chunk in RepoReader(db).export_car(did)])
+        async with db.read() as conn:
+            stored = await events_after(conn, 0, limit=1_000_000)
+        return car, [(e.event_type, dagcbor.decode(e.body)) for e in stored]
+    finally:
+        await db.close()
 
-    async def read() -> tuple[bytes, list[tuple[str, dict[str, Any]]]]:
-        db = Database(stack.settings.sqlite_path)
-        try:
-            car = b"".join([chunk async for chunk in RepoReader(db).export_car(did)])
-            async with db.read() as conn:
-                stored = await events_after(conn, 0, limit=1_000_000)
-            return car, [(e.event_type, dagcbor.decode(e.body)) for e in stored]
-        finally:
-            await db.close()
 
-    return asyncio.run(read())
+def stored_repo(stack: Stack, did: str) -> tuple[bytes, list[tuple[str, dict[str, Any]]]]:
+    return asyncio.run(read_stored(stack, did))
 
 
 def test_sdk_posts_and_manages_custom_records(
@@ -269,3 +270,37 @@ def test_read_errors(pds_stack: Stack, new_account: NewAccount) -> None:
     assert (status, answer["error"]) == (400, "InvalidRequest")
     status, answer = get_json(f"{pds_stack.xrpc(nsids.REPO_DESCRIBE_REPO)}?repo=nobody.test")
     assert (status, answer["error"]) == (400, "RepoNotFound")
+
+
+async def test_concurrent_writers_over_http(pds_stack: Stack, new_account: NewAccount) -> None:
+    """16 writers on one repo and 16 on their own repos at once: nothing lost, chains linear."""
+    shared = new_account("shared")
+    own = [new_account(f"own{n}") for n in range(16)]
+    url = pds_stack.xrpc(nsids.REPO_CREATE_RECORD)
+
+    async def writer(
+        http: aiohttp.ClientSession, account: LiveAccount, n: int, count: int
+    ) -> list[str]:
+        uris = []
+        for i in range(count):
+            body = {"repo": account.did, "collection": CUSTOM, "record": {"w": n, "i": i}}
+            async with http.post(url, json=body, headers=account.bearer) as response:
+                assert response.status == 200, await response.text()
+                uris.append((await response.json())["uri"])
+        return uris
+
+    async with aiohttp.ClientSession() as http:
+        results = await asyncio.gather(
+            *[writer(http, shared, n, 5) for n in range(16)],
+            *[writer(http, account, n, 3) for n, account in enumerate(own)],
+        )
+    shared_uris = [uri for uris in results[:16] for uri in uris]
+    expected = [(shared, shared_uris), *zip(own, results[16:], strict=True)]
+    for account, uris in expected:
+        car, events = await read_stored(pds_stack, account.did)
+        key = account_key(pds_stack, account.did)
+        _, records = verify_repo_car(car, account.did, key)
+        assert sorted(f"at://{account.did}/{path}" for path in records) == sorted(uris)
+        chain = commit_chain(events, account.did)
+        assert len(chain) == len(uris) + 1
+        check_chain(chain, key)
