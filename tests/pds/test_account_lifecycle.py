@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -302,6 +303,38 @@ async def test_delete_account_flow(
         await db.close()
     again = await xrpc.procedure(nsids.SERVER_DELETE_ACCOUNT, attempt(account.password, code))
     assert again.status == 400
+
+
+async def test_deletion_races_with_writes_without_deadlock_or_debris(
+    xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
+) -> None:
+    bystander, victim = new_account(), new_account()
+
+    def create(account: LiveAccount, i: int) -> Awaitable[Reply]:
+        record = {"$type": "com.example.thing", "i": i}
+        body = {"repo": account.did, "collection": "com.example.thing", "record": record}
+        return xrpc.procedure(nsids.REPO_CREATE_RECORD, body, headers=bearer(account.access_jwt))
+
+    async def delete() -> Reply:
+        await asyncio.sleep(0.01)
+        return await xrpc.procedure(
+            nsids.ADMIN_DELETE_ACCOUNT, {"did": victim.did}, headers=_admin(pds_stack)
+        )
+
+    calls = [create(bystander, i) for i in range(30)] + [create(victim, i) for i in range(30)]
+    replies = await asyncio.wait_for(asyncio.gather(delete(), *calls), timeout=20)
+    assert replies[0].status == 200
+    assert all(reply.status == 200 for reply in replies[1:31])
+    victim_statuses = {reply.status for reply in replies[31:]}
+    # Writes that lost the race are refused (403 AccountNotFound, or 400 RepoNotFound).
+    assert victim_statuses <= {200, 400, 403}, [r.body for r in replies[31:]]
+    db = Database(pds_stack.settings.sqlite_path)
+    try:
+        async with db.read() as conn:
+            assert await repo_sql.get_root(conn, victim.did) is None
+            assert await repo_sql.list_collections(conn, victim.did) == []
+    finally:
+        await db.close()
 
 
 async def test_request_account_delete_needs_an_email(xrpc: Xrpc, pds_stack: Stack) -> None:
