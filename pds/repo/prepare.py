@@ -10,6 +10,8 @@ A `PreparedWrite` is fully checked and encoded before any lock is taken or any r
 * lexicon validation follows the `validate` flag as the reference PDS does: `False` skips it
   (`validation_status` None), `True` requires a known lexicon and a valid record, unset validates
   known record types (`"valid"`) and lets others through as `"unknown"`;
+  Skyspot's own types (`atcore.checkin.ALWAYS_VALIDATED`) are always validated, semantic rules
+  included;
 * blob references are extracted (legacy `{cid, mimeType}` refs are refused).
 
 What depends on the repository's state (does the record exist, do swaps hold, is a put a no-op,
@@ -21,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from atcore import dagcbor
+from atcore import checkin, dagcbor
 from atcore.cid import CID
 from atcore.datajson import BlobRef, DataModelError, iter_blob_refs, json_to_data
 from atcore.lexicon import Catalog, LexiconNotFound, ValidationError
@@ -181,7 +183,7 @@ class WritePreparer:
         upsert: bool,
     ) -> PreparedWrite:
         data = _record_data(collection, record)
-        status = self._validate(collection, rkey, data, validate)
+        status = self._validate(did, collection, rkey, data, validate)
         blobs = _blob_refs(data)
         try:
             block = dagcbor.encode(data)
@@ -206,8 +208,19 @@ class WritePreparer:
         )
 
     def _validate(
-        self, collection: Nsid, rkey: RecordKey, data: dict[str, Any], validate: bool | None
+        self,
+        did: str,
+        collection: Nsid,
+        rkey: RecordKey,
+        data: dict[str, Any],
+        validate: bool | None,
     ) -> ValidationStatus | None:
+        try:
+            # Skyspot's own record types: lexicon and semantic rules, whatever `validate` says.
+            if checkin.check_record(self.catalog, collection, rkey, data, author=did):
+                return "valid"
+        except checkin.CheckinError as exc:
+            raise InvalidWrite(f"Invalid {collection} record: {exc}") from None
         if validate is False:
             return None
         try:
