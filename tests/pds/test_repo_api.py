@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -84,8 +86,8 @@ def test_sdk_posts_and_manages_custom_records(
     client: Client, pds_stack: Stack, new_account: NewAccount
 ) -> None:
     account = new_account("sdkrepo")
-    client.login(account.handle, account.password, fetch_bsky_profile=False)
-    post = client.send_post(text="checking in from the test suite", profile_identify=account.did)
+    client.login(account.handle, account.password)
+    post = client.send_post(text="checking in from the test suite")
     assert post.uri.startswith(f"at://{account.did}/{nsids.BSKY_FEED_POST}/")
 
     repo = client.com.atproto.repo
@@ -304,3 +306,51 @@ async def test_concurrent_writers_over_http(pds_stack: Stack, new_account: NewAc
         chain = commit_chain(events, account.did)
         assert len(chain) == len(uris) + 1
         check_chain(chain, key)
+
+
+def png_bytes(width: int = 4, height: int = 3) -> bytes:
+    """A small, valid RGB PNG (signature, IHDR, IDAT, IEND with correct CRCs)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(
+        b"\x00" + b"".join(bytes((x * 60, y * 80, 200)) for x in range(width))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+# The SDK hands httpx raw bytes through a deprecated argument when uploading.
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+def test_sdk_send_image_pins_the_uploaded_blob(
+    client: Client, pds_stack: Stack, new_account: NewAccount
+) -> None:
+    account = new_account("imager")
+    client.login(account.handle, account.password)
+    image = png_bytes()
+    post = client.send_image(text="a checkin photo", image=image, image_alt="tiny test image")
+    rkey = post.uri.rsplit("/", 1)[1]
+    record = client.com.atproto.repo.get_record(
+        models.ComAtprotoRepoGetRecord.Params(
+            repo=account.did, collection=nsids.BSKY_FEED_POST, rkey=rkey
+        )
+    )
+    blob = record.value["embed"]["images"][0]["image"]
+    assert blob.mime_type == "image/png"
+    assert blob.size == len(image)
+    fetched = client.com.atproto.sync.get_blob(
+        models.ComAtprotoSyncGetBlob.Params(did=account.did, cid=str(blob.cid))
+    )
+    assert fetched == image
+    car, _ = stored_repo(pds_stack, account.did)
+    _, records = verify_repo_car(car, account.did, account_key(pds_stack, account.did))
+    stored_ref = records[f"{nsids.BSKY_FEED_POST}/{rkey}"]["embed"]["images"][0]["image"]
+    assert str(stored_ref["ref"]) == str(blob.cid)
