@@ -22,7 +22,6 @@ from atcore.index.geo import (
     Cells,
     GeoError,
     band_disks,
-    cells_for_cell,
     cells_for_point,
 )
 from atcore.index.retry import RetryPolicy, is_retryable, run_transaction
@@ -40,7 +39,6 @@ __all__ = [
     "RetryPolicy",
     "backend_of",
     "band_disks",
-    "cells_for_cell",
     "cells_for_point",
     "checkin",
     "create_index_engine",

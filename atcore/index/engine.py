@@ -15,13 +15,15 @@ asyncpg is the one PostgreSQL driver: it is the fastest, and both dialects suppo
 `PRAGMA query_only`, PostgreSQL/CockroachDB sessions start with `default_transaction_read_only`.
 
 Migrations are Alembic (`atcore/index/migrations/`, version table `index_alembic_version`) and run
-over the async engine itself (`await migrate(engine)`), so no sync driver is needed.
+over the async engine itself (`await migrate(engine)`), so no sync driver is needed;
+`migration_sql(dialect)` shows the DDL they would run (CockroachDB's includes `USING HASH`).
 
 Errors: `IndexDatabaseError` (a `ValueError`) for a URL naming an unsupported database.
 """
 
 from __future__ import annotations
 
+import io
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
@@ -125,8 +127,8 @@ def _sqlite_engine(url: URL, read_only: bool, pool_size: int, busy_ms: int) -> A
     return engine
 
 
-def alembic_config() -> Config:
-    config = Config()
+def alembic_config(output: io.StringIO | None = None) -> Config:
+    config = Config(output_buffer=output)
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("version_table", VERSION_TABLE)
     return config
@@ -143,6 +145,15 @@ def downgrade_on(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.downgrade(config, revision)
+
+
+def migration_sql(dialect_name: str) -> str:
+    """The DDL the migrations run on `dialect_name` ("sqlite", "postgresql", "cockroachdb")."""
+    output = io.StringIO()
+    config = alembic_config(output)
+    config.set_main_option("dialect_name", dialect_name)
+    command.upgrade(config, "head", sql=True)
+    return output.getvalue()
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:

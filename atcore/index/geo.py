@@ -23,14 +23,14 @@ cell column for band *i* is in that set, and it is not in an earlier band. The p
 scan per cell: one `WHERE h3_rN = :cell AND (sort_at, ...) < :last ORDER BY sort_at DESC LIMIT
 :n` per cell, merged by the caller (or a `UNION ALL` of those), never a scan of the table.
 
-Coarse check-ins (published at neighbourhood or city precision, e.g. as an H3 cell instead of
-exact coordinates) get NULL in the columns finer than their precision: a city-level check-in is
-never "near" anyone, which is the honest answer. Their coordinates are the centre of the coarse
-cell.
+Coarse check-ins (published at neighbourhood or city precision: `atcore.checkin.Precision`
+caps their H3 resolution at 7 or 5) get NULL in the columns finer than that cap
+(`cells_for_point(..., precision=5)`): a city-level check-in is never "near" anyone, which is the
+honest answer.
 
 H3 ids are 64-bit with the top bit always zero, so they fit a signed BIGINT unchanged.
 
-Errors: `GeoError` (a `ValueError`) for coordinates out of range or an invalid H3 cell.
+Errors: `GeoError` (a `ValueError`) for coordinates out of range.
 """
 
 from __future__ import annotations
@@ -108,21 +108,6 @@ def cells_for_point(lat_e6: int, lon_e6: int, *, precision: int | None = None) -
     return Cells(r7=ids[7], r5=ids[5], r3=ids[3])
 
 
-def point_of_cell(cell: int | str) -> tuple[int, int, int]:
-    """(lat_e6, lon_e6, resolution) for a coarse location given as an H3 cell (int or hex)."""
-    text = cell if isinstance(cell, str) else _hex_cell(cell)
-    if not h3.is_valid_cell(text):
-        raise GeoError(f"not an H3 cell: {cell!r}")
-    lat, lon = h3.cell_to_latlng(text)
-    return round(lat * MICRO), round(lon * MICRO), h3.get_resolution(text)
-
-
-def cells_for_cell(cell: int | str) -> tuple[int, int, Cells]:
-    """Coordinates and band cells of a location published as an H3 cell at its resolution."""
-    lat_e6, lon_e6, resolution = point_of_cell(cell)
-    return lat_e6, lon_e6, cells_for_point(lat_e6, lon_e6, precision=resolution)
-
-
 def band_disks(lat_e6: int, lon_e6: int) -> tuple[BandDisk, ...]:
     """Per band, the cell ids around an anchor; see the module docstring for the query shape."""
     check_microdegrees(lat_e6, lon_e6)
@@ -139,23 +124,5 @@ def band_disks(lat_e6: int, lon_e6: int) -> tuple[BandDisk, ...]:
     )
 
 
-def degrees_to_microdegrees(value: str) -> int:
-    """Exact conversion of a decimal-degree string with at most six decimals."""
-    text = value.strip()
-    negative = text.startswith("-")
-    digits = text.lstrip("+-")
-    whole, _, fraction = digits.partition(".")
-    if not whole.isdigit() or (fraction and not fraction.isdigit()) or len(fraction) > 6:
-        raise GeoError(f"not a decimal-degree value with at most six decimals: {value!r}")
-    magnitude = int(whole) * MICRO + int(fraction.ljust(6, "0") or "0")
-    return -magnitude if negative else magnitude
-
-
 def _int_cell(cell: str) -> int:
     return int(h3.str_to_int(cell))
-
-
-def _hex_cell(cell: int) -> str:
-    if cell < 0:
-        raise GeoError(f"not an H3 cell: {cell}")
-    return str(h3.int_to_str(cell))

@@ -20,7 +20,7 @@ _KEYSET = ["sort_at", "author_did", "collection", "rkey"]
 
 def _create_index(name: str, table: str, columns: list[str], *, hash_sharded: bool = False) -> None:
     """Hash-sharded (`USING HASH`) on CockroachDB only; a plain index everywhere else."""
-    if hash_sharded and op.get_bind().dialect.name == "cockroachdb":
+    if hash_sharded and op.get_context().dialect.name == "cockroachdb":
         op.execute(f"CREATE INDEX {name} ON {table} ({', '.join(columns)}) USING HASH")
     else:
         op.create_index(name, table, columns)
