@@ -13,10 +13,12 @@ import aiohttp
 import pytest
 
 from atcore import nsids
+from atcore.cid import CID
 from atcore.crypto import K256Keypair, PublicKey
 from atcore.identity import DidDocument
 from atcore.identity.resolver import DidResolver
 from pds.auth.service_jwt import create_service_jwt, verify_service_jwt
+from pds.blobstore import BlobStoreConfig, blobstore_from_config
 from pds.db import repo as repo_sql
 from pds.db.engine import Database
 from tests.pds.stack import LiveAccount, Stack, account_events, start_stack, unique_name
@@ -269,6 +271,8 @@ async def test_delete_account_flow(
     xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount, caplog: pytest.LogCaptureFixture
 ) -> None:
     account = new_account()
+    blob_cid = await _store_a_blob_in_a_record(xrpc, account)
+    assert await _blob_exists(pds_stack, account.did, blob_cid)
     caplog.set_level(logging.WARNING, logger="pds.mailer")
     requested = await xrpc.procedure(
         nsids.SERVER_REQUEST_ACCOUNT_DELETE, headers=bearer(account.access_jwt)
@@ -303,6 +307,40 @@ async def test_delete_account_flow(
         await db.close()
     again = await xrpc.procedure(nsids.SERVER_DELETE_ACCOUNT, attempt(account.password, code))
     assert again.status == 400
+    assert not await _blob_exists(pds_stack, account.did, blob_cid)
+
+
+async def _blob_exists(stack: Stack, did: str, cid: str) -> bool:
+    """Ask the PDS's blob store directly (not through the API, which checks the account)."""
+    store = blobstore_from_config(
+        BlobStoreConfig.from_env(
+            stack.settings.blobstore_env,
+            default_disk_location=stack.settings.blobstore_disk_location,
+        )
+    )
+    try:
+        return await store.exists(did, CID.parse(cid))
+    finally:
+        await store.close()
+
+
+async def _store_a_blob_in_a_record(xrpc: Xrpc, account: LiveAccount) -> str:
+    """Upload a blob and reference it from a record (so it is permanent); returns its CID."""
+    uploaded = await xrpc.request(
+        "POST",
+        nsids.xrpc_path(nsids.REPO_UPLOAD_BLOB),
+        data=b"GIF89a-not-really-but-bytes",
+        headers={**bearer(account.access_jwt), "Content-Type": "image/gif"},
+    )
+    blob = uploaded.ok()["blob"]
+    record = {"$type": "com.example.thing", "image": blob}
+    body = {"repo": account.did, "collection": "com.example.thing", "record": record}
+    created = await xrpc.procedure(
+        nsids.REPO_CREATE_RECORD, body, headers=bearer(account.access_jwt)
+    )
+    assert created.status == 200, created.body
+    cid: str = blob["ref"]["$link"]
+    return cid
 
 
 async def test_deletion_races_with_writes_without_deadlock_or_debris(
