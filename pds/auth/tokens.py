@@ -167,15 +167,16 @@ class TokenIssuer:
 
     def _verify(self, token: str, token_type: str, *, check_expiry: bool) -> dict[str, Any]:
         try:
-            claims: dict[str, Any] = jwt.decode(
+            decoded = jwt.decode_complete(
                 token,
                 self._key,
                 algorithms=[_ALGORITHM],
                 options={"verify_exp": False, "verify_aud": False, "verify_iat": False},
             )
-            header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenInvalid("Token could not be verified") from exc
+        header: dict[str, Any] = decoded["header"]
+        claims: dict[str, Any] = decoded["payload"]
         if header.get("typ") != token_type:
             raise TokenInvalid("Token could not be verified")
         if claims.get("aud") != self.service_did:
