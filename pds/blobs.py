@@ -1,26 +1,30 @@
 """Blob bookkeeping: accepting uploads, and collecting the ones nobody kept.
 
-`store_upload` streams an upload into the blob store (size limit, CID, sniffed MIME type) and
-records it as a temporary blob of the uploading account. If the account uploads bytes it already
-stores permanently, the new copy is dropped at once; if a record already references them (the
-blob row went missing), the upload is made permanent straight away, as the reference PDS does.
+Uploads
+    `store_upload` streams an upload into the blob store (size limit, CID, sniffed MIME type)
+    and records it as a temporary blob of the uploading account. Uploading bytes the account
+    already has keeps the copy that exists (so a commit about to claim it is not disturbed) and
+    restarts its collection clock; if a record already references the bytes, the upload is made
+    permanent at once, as the reference PDS does.
 
-An upload stays temporary until a committed record references it. The collector removes, every
-`interval`:
+Garbage collection, every `interval`
+    1. *expired uploads*: temporary rows older than `max_age` (an hour by default) that no
+       record references, with their temporary bytes;
+    2. *stray temporary files*: temporary bytes older than `max_age` that no row names
+       (uploads whose request died before its row was written, say);
+    3. *dereferenced blobs*: permanent rows no record references any more, with their bytes.
+       The repo writer deletes these as it commits; this pass is the backstop.
 
-1. *expired uploads*: temporary blob rows older than `max_age` (an hour by default) that no
-   record references, together with their temporary bytes and any permanent copy an aborted
-   commit may have moved into place;
-2. *stray temporary files*: bytes in the store's temporary area older than `max_age` that no
-   blob row names (re-uploads of blobs already stored, uploads whose request died before its
-   row was written);
-3. *dereferenced blobs*: permanent rows no record references any more. The repo writer deletes
-   these as it commits; this pass is the backstop for a delete that failed or was interrupted.
-
-Why each batch deletes its files inside a write transaction: the repo writer moves a temporary
-blob into permanent storage inside *its* write transaction, and SQLite admits one writer at a
-time. Holding the write lock while deleting means no commit can claim, or re-reference, a blob
-between the moment the collector decides it is garbage and the moment its bytes are gone.
+Why this is safe against concurrent writes
+    Uploads and the collector change rows and files only inside write transactions, which
+    SQLite runs one at a time, so an upload never sees a half-collected blob. The repo writer
+    is different: it reads blob rows from a snapshot and moves a claimed upload into permanent
+    storage *before* its own transaction. So the collector deletes an expired upload's
+    temporary bytes first and only then looks for a permanent copy: if a commit moved the bytes
+    before the delete, the copy is there and the row is left alone (the commit makes it
+    permanent); if not, the move can no longer happen (the commit fails cleanly with
+    `BlobNotFound`) and the row goes. The copy left by a commit that moved the bytes and then
+    rolled back stays, still claimable by a retry of that commit.
 
 `BlobGarbageCollector.run_once()` does one full pass (tests call it directly, optionally with a
 shorter `max_age`); `blob_gc_context` runs it periodically for the application's lifetime.
@@ -38,22 +42,24 @@ from datetime import timedelta
 from typing import Final
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.cid import CID, CidError
 from atcore.datajson import BlobRef
-from pds.blobstore import BlobStore
+from pds.blobstore import BlobStore, TempBlob
 from pds.context import CONTEXT
 from pds.db import blobs as blob_sql
-from pds.db.blobs import UploadOutcome
 from pds.db.engine import Database
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_AGE: Final = timedelta(hours=1)
 DEFAULT_INTERVAL: Final = timedelta(minutes=10)
-BATCH_SIZE: Final = 200
+# Rows per write transaction: small, because the transaction is held while bytes are deleted.
+BATCH_SIZE: Final = 50
 
 
+# -- uploads ----------------------------------------------------------------------------------
 async def store_upload(
     db: Database,
     store: BlobStore,
@@ -68,39 +74,45 @@ async def store_upload(
     Raises the store's `BlobTooLarge` / `UploadTimedOut` / `BlobStoreError` (nothing is kept).
     """
     temp = await store.put_temp(chunks, max_size=max_size, declared_mime=declared_mime)
-    cid = str(temp.cid)
     try:
         async with db.transaction() as conn:
-            tracked = await blob_sql.track_upload(
-                conn,
-                did=did,
-                cid=cid,
-                mime_type=temp.mime_type,
-                size=temp.size,
-                temp_key=temp.key,
-                now=int(time.time() * 1000),
-            )
-            if tracked.outcome is not UploadOutcome.PERMANENT and (
-                await blob_sql.has_record_references(conn, did, cid)
-            ):
-                await store.make_permanent(temp.key, did, temp.cid)
-                await blob_sql.mark_permanent(conn, did, cid)
+            kept_new_copy = await _track_upload(conn, store, did, temp)
     except BaseException:
         await store.delete_temp(temp.key)
         raise
-    if tracked.stale_temp_key is not None:
-        await _delete_temp_quietly(store, tracked.stale_temp_key)
+    if not kept_new_copy:
+        try:
+            await store.delete_temp(temp.key)
+        except Exception:  # the collector removes it later
+            log.exception("could not delete a redundant temporary blob")
     return BlobRef(temp.cid, temp.mime_type, temp.size)
 
 
-async def _delete_temp_quietly(store: BlobStore, key: str) -> None:
-    """Drop a redundant temporary copy; if that fails, the collector gets it later."""
-    try:
-        await store.delete_temp(key)
-    except Exception:
-        log.exception("could not delete a redundant temporary blob")
+async def _track_upload(conn: AsyncConnection, store: BlobStore, did: str, temp: TempBlob) -> bool:
+    """Record the upload in the caller's transaction; False when the new copy is redundant."""
+    cid, now = str(temp.cid), int(time.time() * 1000)
+    found = await blob_sql.find_upload(conn, did, cid)
+    if found is not None and found.temp_key is None:
+        return False  # already permanent
+    key = temp.key
+    if found is None:
+        await blob_sql.insert_upload(
+            conn, did=did, cid=cid, mime_type=temp.mime_type, size=temp.size, temp_key=key, now=now
+        )
+    else:
+        assert found.temp_key is not None
+        if await store.temp_exists(found.temp_key):
+            key = found.temp_key  # keep the copy a commit may be claiming right now
+        await blob_sql.restart_upload(
+            conn, did=did, cid=cid, temp_key=key, mime_type=temp.mime_type, now=now
+        )
+    if await blob_sql.has_record_references(conn, did, cid):
+        await store.make_permanent(key, did, temp.cid)
+        await blob_sql.mark_permanent(conn, did, cid)
+    return key == temp.key
 
 
+# -- garbage collection -----------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class CollectionReport:
     """What one pass removed."""
@@ -154,33 +166,37 @@ class BlobGarbageCollector:
             if report != CollectionReport():
                 log.info("blob garbage collection: %s", report)
 
-    # -- the three passes --------------------------------------------------------------------
     async def _collect_expired_uploads(self, age: timedelta) -> int:
         cutoff_ms = int((self._clock() - age.total_seconds()) * 1000)
         removed = 0
+        after: blob_sql.ExpiredUpload | None = None
         while True:
             async with self._db.transaction() as conn:
                 batch = await blob_sql.expired_uploads(
-                    conn, created_before=cutoff_ms, limit=self._batch_size
+                    conn, created_before=cutoff_ms, after=after, limit=self._batch_size
                 )
-                await blob_sql.delete_blob_rows(conn, [(row.did, row.cid) for row in batch])
-                for row in batch:
-                    await self._store.delete_temp(row.temp_key)
-                    cid = _parse_cid(row.cid)
-                    if cid is not None:
-                        # A commit that moved the upload into place and then rolled back leaves a
-                        # permanent copy behind; the row was temporary, so nothing else uses it.
-                        await self._store.delete(row.did, cid)
-            removed += len(batch)
+                gone = [(row.did, row.cid) for row in batch if await self._discard_upload(row)]
+                await blob_sql.delete_blob_rows(conn, gone)
+            removed += len(gone)
             if len(batch) < self._batch_size:
                 return removed
+            after = batch[-1]
+
+    async def _discard_upload(self, row: blob_sql.ExpiredUpload) -> bool:
+        """Delete an expired upload's bytes; False when a commit has already moved them."""
+        await self._store.delete_temp(row.temp_key)
+        cid = _parse_cid(row.cid)
+        if cid is not None and await self._store.exists(row.did, cid):
+            log.info("expired upload %s of %s was moved by a commit; keeping it", row.cid, row.did)
+            return False
+        return True
 
     async def _collect_stray_temp_files(self, age: timedelta) -> int:
         keys = await self._store.list_temp_older_than(age)
         removed = 0
         for start in range(0, len(keys), self._batch_size):
             chunk = keys[start : start + self._batch_size]
-            async with self._db.transaction() as conn:
+            async with self._db.transaction() as conn:  # no upload can adopt a key meanwhile
                 in_use = await blob_sql.temp_keys_in_use(conn, chunk)
                 for key in chunk:
                     if key not in in_use:
@@ -193,7 +209,8 @@ class BlobGarbageCollector:
         while True:
             async with self._db.transaction() as conn:
                 batch = await blob_sql.unreferenced_permanent_blobs(conn, limit=self._batch_size)
-                await blob_sql.delete_blob_rows(conn, batch)
+                # Bytes first, inside the transaction: an upload of the same bytes must not
+                # find the old copy in place (and skip storing its own) just before it goes.
                 by_did: dict[str, list[CID]] = {}
                 for did, text in batch:
                     cid = _parse_cid(text)
@@ -201,6 +218,7 @@ class BlobGarbageCollector:
                         by_did.setdefault(did, []).append(cid)
                 for did, cids in by_did.items():
                     await self._store.delete_many(did, cids)
+                await blob_sql.delete_blob_rows(conn, batch)
             removed += len(batch)
             if len(batch) < self._batch_size:
                 return removed
@@ -215,7 +233,6 @@ def _parse_cid(text: str) -> CID | None:
 
 
 # -- running it with the application ----------------------------------------------------------
-
 BLOB_GC: Final = web.AppKey("pds_blob_gc", BlobGarbageCollector)
 
 

@@ -4,16 +4,27 @@ A `blob` row exists per (did, cid) the account uploaded. `temp_key` is set while
 record references the blob (its bytes then sit in the store's temporary area under that key);
 the repo writer clears it in the commit that first references the blob and adds `record_blob`
 rows, one per referencing record. Everything here takes the caller's connection, so the upload
-bookkeeping and each garbage-collection batch are single transactions.
+bookkeeping and each garbage-collection batch are single transactions (see `pds.blobs` for why
+they must be write transactions).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 
-from sqlalchemy import and_, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pds.db import schema
@@ -29,22 +40,19 @@ _IN_CHUNK = 500
 # -- uploads ----------------------------------------------------------------------------------
 
 
-class UploadOutcome(Enum):
-    """What tracking an upload did to the (did, cid) row."""
-
-    NEW = "new"  # first upload of these bytes: a temporary blob row now exists
-    REPLACED = "replaced"  # already uploaded, still temporary: the row now names the new temp key
-    PERMANENT = "permanent"  # already permanent: the new temporary copy is redundant
-
-
 @dataclass(frozen=True, slots=True)
-class TrackedUpload:
-    outcome: UploadOutcome
-    stale_temp_key: str | None
-    """A temporary copy the row no longer names (delete it once the transaction commits)."""
+class UploadRow:
+    temp_key: str | None  # None: permanent
 
 
-async def track_upload(
+async def find_upload(conn: AsyncConnection, did: str, cid: str) -> UploadRow | None:
+    """The repo's row for the blob (temporary or permanent), taken down or not."""
+    query = select(_blob.c.temp_key).where(_blob.c.did == did, _blob.c.cid == cid)
+    row = (await conn.execute(query)).first()
+    return UploadRow(row[0]) if row else None
+
+
+async def insert_upload(
     conn: AsyncConnection,
     *,
     did: str,
@@ -53,36 +61,23 @@ async def track_upload(
     size: int,
     temp_key: str,
     now: int,
-) -> TrackedUpload:
-    """Record an upload parked under `temp_key`; a permanent row for the same bytes stays put.
-
-    Re-uploading a still-temporary blob restarts its garbage-collection clock (`created_at`),
-    so a client that uploads again just before referencing it is not caught by the collector.
-    """
-    found = (
-        await conn.execute(select(_blob.c.temp_key).where(_blob.c.did == did, _blob.c.cid == cid))
-    ).first()
-    if found is None:
-        await conn.execute(
-            insert(_blob).values(
-                did=did,
-                cid=cid,
-                mime_type=mime_type,
-                size=size,
-                temp_key=temp_key,
-                created_at=now,
-            )
+) -> None:
+    await conn.execute(
+        insert(_blob).values(
+            did=did, cid=cid, mime_type=mime_type, size=size, temp_key=temp_key, created_at=now
         )
-        return TrackedUpload(UploadOutcome.NEW, None)
-    previous = found[0]
-    if previous is None:
-        return TrackedUpload(UploadOutcome.PERMANENT, temp_key)
+    )
+
+
+async def restart_upload(
+    conn: AsyncConnection, *, did: str, cid: str, temp_key: str, mime_type: str, now: int
+) -> None:
+    """Point a temporary blob at `temp_key` and restart its garbage-collection clock."""
     await conn.execute(
         update(_blob)
-        .where(_blob.c.did == did, _blob.c.cid == cid)
-        .values(temp_key=temp_key, mime_type=mime_type, size=size, created_at=now)
+        .where(_blob.c.did == did, _blob.c.cid == cid, _blob.c.temp_key.is_not(None))
+        .values(temp_key=temp_key, mime_type=mime_type, created_at=now)
     )
-    return TrackedUpload(UploadOutcome.REPLACED, previous if previous != temp_key else None)
 
 
 async def has_record_references(conn: AsyncConnection, did: str, cid: str) -> bool:
@@ -169,22 +164,36 @@ class ExpiredUpload:
     did: str
     cid: str
     temp_key: str
+    created_at: int
 
 
 async def expired_uploads(
-    conn: AsyncConnection, *, created_before: int, limit: int
+    conn: AsyncConnection,
+    *,
+    created_before: int,
+    after: ExpiredUpload | None,
+    limit: int,
 ) -> list[ExpiredUpload]:
-    """Temporary blob rows older than `created_before` that no record references."""
+    """Temporary blob rows older than `created_before` that no record references, in
+    (created_at, did, cid) order after `after` (so rows a pass keeps are not listed again)."""
     referenced = exists().where(
         _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
     )
     query = (
-        select(_blob.c.did, _blob.c.cid, _blob.c.temp_key)
+        select(_blob.c.did, _blob.c.cid, _blob.c.temp_key, _blob.c.created_at)
         .where(_blob.c.temp_key.is_not(None), _blob.c.created_at < created_before, ~referenced)
-        .order_by(_blob.c.created_at)
+        .order_by(_blob.c.created_at, _blob.c.did, _blob.c.cid)
         .limit(limit)
     )
-    return [ExpiredUpload(did, cid, key) for did, cid, key in await conn.execute(query)]
+    if after is not None:
+        position = tuple_(_blob.c.created_at, _blob.c.did, _blob.c.cid)
+        query = query.where(
+            position > tuple_(literal(after.created_at), literal(after.did), literal(after.cid))
+        )
+    return [
+        ExpiredUpload(did, cid, key, int(created))
+        for did, cid, key, created in await conn.execute(query)
+    ]
 
 
 async def unreferenced_permanent_blobs(

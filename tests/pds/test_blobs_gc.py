@@ -22,6 +22,7 @@ from atcore.datajson import BlobRef
 from pds.blobs import BlobGarbageCollector, CollectionReport, store_upload
 from pds.blobstore import BlobNotFound, BlobStore, BlobTooLarge, DiskBlobStore
 from pds.db import schema
+from pds.repo.errors import BlobNotFound as RepoBlobNotFound
 from tests.pds.blobstore.conftest import (  # noqa: F401  (fixtures used by name)
     Clock,
     make_s3_store,
@@ -128,15 +129,33 @@ async def test_oversized_upload_leaves_no_row_and_no_bytes(env: RepoEnv, store: 
     assert await temp_keys(store) == set()
 
 
-async def test_reupload_of_temporary_blob_keeps_one_copy(env: RepoEnv, store: BlobStore) -> None:
+async def test_reupload_of_temporary_blob_keeps_one_copy(
+    env: RepoEnv, store: BlobStore, clock: Clock
+) -> None:
     did = await env.new_account("alice")
     first = await upload(env, store, did, gif_1x1())
-    old_key = (await blob_row(env, did, first.ref)).temp_key
+    before = await blob_row(env, did, first.ref)
+    await asyncio.sleep(0.01)
     again = await upload(env, store, did, gif_1x1())
     assert again == first
-    new_key = (await blob_row(env, did, first.ref)).temp_key
-    assert new_key != old_key
-    assert await temp_keys(store) == {new_key}
+    after = await blob_row(env, did, first.ref)
+    # The existing copy is kept (a commit may be claiming it); the new one is dropped.
+    assert after.temp_key == before.temp_key
+    assert await temp_keys(store) == {before.temp_key}
+    assert after.created_at > before.created_at  # the collection clock restarted
+
+
+async def test_reupload_replaces_a_lost_temporary_copy(env: RepoEnv, store: BlobStore) -> None:
+    did = await env.new_account("alice")
+    first = await upload(env, store, did, gif_1x1())
+    lost = (await blob_row(env, did, first.ref)).temp_key
+    await store.delete_temp(lost)
+    await upload(env, store, did, gif_1x1())
+    replacement = (await blob_row(env, did, first.ref)).temp_key
+    assert replacement != lost
+    assert await temp_keys(store) == {replacement}
+    await reference(env, did, first, "one")
+    assert await stored_bytes(store, did, first.ref) == gif_1x1()
 
 
 async def test_reupload_of_permanent_blob_stays_permanent(env: RepoEnv, store: BlobStore) -> None:
@@ -237,18 +256,46 @@ async def test_dereferenced_permanent_blob_left_behind_is_collected(
     assert await stored_bytes(store, did, ref.ref) is None
 
 
-async def test_expired_upload_moved_by_an_aborted_commit_is_collected(
+async def test_expired_upload_already_moved_by_a_commit_is_left_to_it(
     env: RepoEnv, store: BlobStore, collector: BlobGarbageCollector, clock: Clock
 ) -> None:
     did = await env.new_account("alice")
     ref = await upload(env, store, did, png_1x1())
     row = await blob_row(env, did, ref.ref)
-    # A commit moves the upload into permanent storage before its transaction commits; if the
-    # transaction then rolls back, the row stays temporary but the bytes have moved.
+    # A commit moves a claimed upload into permanent storage before its transaction; the
+    # collector must not pull the bytes (or the row) from under it.
     await store.make_permanent(row.temp_key, did, ref.ref)
     clock.advance(2 * HOUR)
-    assert await collector.run_once() == CollectionReport(expired_uploads=1)
+    assert await collector.run_once() == CollectionReport()
+    assert await blob_row(env, did, ref.ref) is not None
+    await reference(env, did, ref, "late")  # the commit (or its retry) still succeeds
+    assert (await blob_row(env, did, ref.ref)).temp_key is None
+    assert await stored_bytes(store, did, ref.ref) == png_1x1()
+
+
+async def test_commit_after_collection_fails_cleanly(
+    env: RepoEnv, store: BlobStore, collector: BlobGarbageCollector, clock: Clock
+) -> None:
+    did = await env.new_account("alice")
+    ref = await upload(env, store, did, png_1x1())
+    clock.advance(2 * HOUR)
+    await collector.run_once()
+    with pytest.raises(RepoBlobNotFound):
+        await reference(env, did, ref, "too-late")
     assert await stored_bytes(store, did, ref.ref) is None
+
+
+async def test_many_expired_uploads_in_batches(
+    env: RepoEnv, store: BlobStore, clock: Clock
+) -> None:
+    did = await env.new_account("alice")
+    collector = BlobGarbageCollector(env.db, store, clock=clock, batch_size=3)
+    refs = [await upload(env, store, did, random_bytes(100 + i)) for i in range(8)]
+    moved = await blob_row(env, did, refs[0].ref)
+    await store.make_permanent(moved.temp_key, did, refs[0].ref)  # kept: not re-listed forever
+    clock.advance(2 * HOUR)
+    assert await collector.run_once() == CollectionReport(expired_uploads=7)
+    assert [await blob_row(env, did, ref.ref) is None for ref in refs] == [False] + [True] * 7
 
 
 async def test_stray_temporary_files_are_collected(
