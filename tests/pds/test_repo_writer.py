@@ -336,3 +336,29 @@ async def test_writes_to_a_deleted_repo_are_refused(env: RepoEnv) -> None:
         await env.writer.delete_repo(conn, did)
     with pytest.raises(RepoNotFound):
         await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, "a", {"n": 2})])
+
+
+async def test_commit_over_two_megabytes_is_refused(env: RepoEnv) -> None:
+    did = await env.new_account("bulky")
+    filler = "x" * 11_000
+    writes = [env.prep.create(did, COLLECTION, {"i": i, "filler": filler}) for i in range(200)]
+    with pytest.raises(InvalidWrite, match="Max event size"):
+        await env.writer.apply_writes(did, writes)
+    assert await env.reader.list_collections(did) == []
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+async def test_list_records_pages_through_everything_once(env: RepoEnv, reverse: bool) -> None:
+    did = await env.new_account(f"pager{reverse}")
+    rkeys = [f"k{n:03d}" for n in range(23)]
+    await env.writer.apply_writes(did, [env.prep.put(did, COLLECTION, k, {"k": k}) for k in rkeys])
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await env.reader.list_records(
+            did, COLLECTION, limit=5, cursor=cursor, reverse=reverse
+        )
+        seen.extend(record.uri.rsplit("/", 1)[1] for record in page)
+        if cursor is None:
+            break
+    assert seen == (rkeys if reverse else rkeys[::-1])
