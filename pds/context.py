@@ -8,7 +8,8 @@ the PLC client and the blob store, and wires the auth, session and account servi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from typing import Final
 
 import aiohttp
@@ -52,6 +53,8 @@ class AppContext:
     email_tokens: EmailTokens
     mailer: Mailer
     rate_limiter: RateLimiter
+    resources: AsyncExitStack = field(default_factory=AsyncExitStack)
+    """Closes what `build_context` opened (see `close_context`)."""
 
 
 CONTEXT: Final = web.AppKey("pds_context", AppContext)
@@ -62,22 +65,51 @@ def context_of(request: web.Request) -> AppContext:
 
 
 async def build_context(settings: PdsSettings, rate_limiter: RateLimiter) -> AppContext:
-    db = Database(settings.sqlite_path)
-    await db.migrate()
-    http = aiohttp.ClientSession()
+    """Open everything; if any step fails, what was already opened is closed again."""
+    blob_config = BlobStoreConfig.from_env(
+        settings.blobstore_env, default_disk_location=settings.blobstore_disk_location
+    )
+    async with AsyncExitStack() as resources:
+        db = Database(settings.sqlite_path)
+        resources.push_async_callback(db.close)
+        await db.migrate()
+        http = aiohttp.ClientSession()
+        resources.push_async_callback(http.close)
+        blobstore = blobstore_from_config(blob_config)
+        resources.push_async_callback(blobstore.close)
+        sequencer = Sequencer(db)
+        repo_writer = RepoWriter(sequencer, blobstore)
+        resources.push_async_callback(repo_writer.close)
+        ctx = _wire(
+            settings=settings,
+            rate_limiter=rate_limiter,
+            db=db,
+            http=http,
+            blobstore=blobstore,
+            sequencer=sequencer,
+            repo_writer=repo_writer,
+        )
+        ctx.resources = resources.pop_all()
+        return ctx
+
+
+def _wire(
+    *,
+    settings: PdsSettings,
+    rate_limiter: RateLimiter,
+    db: Database,
+    http: aiohttp.ClientSession,
+    blobstore: BlobStore,
+    sequencer: Sequencer,
+    repo_writer: RepoWriter,
+) -> AppContext:
+    """The services on top of the opened resources (nothing here needs closing)."""
     # Loopback did:web and plain-HTTP handle lookups only in dev mode (local stacks, tests).
     did_resolver = DidResolver(
         session=http, plc_url=settings.did_plc_url, allow_http_loopback=settings.dev_mode
     )
     handle_resolver = HandleResolver(session=http, allow_plain_http=settings.dev_mode)
     plc = PlcClient(http, settings.did_plc_url)
-    blobstore = blobstore_from_config(
-        BlobStoreConfig.from_env(
-            settings.blobstore_env, default_disk_location=settings.blobstore_disk_location
-        )
-    )
-    sequencer = Sequencer(db)
-    repo_writer = RepoWriter(sequencer, blobstore)
     tokens = TokenIssuer(settings.jwt_secret, settings.service_did)
 
     async def find_account(did: Did) -> account_queries.AccountRow | None:
@@ -123,6 +155,6 @@ async def build_context(settings: PdsSettings, rate_limiter: RateLimiter) -> App
 
 
 async def close_context(ctx: AppContext) -> None:
-    await ctx.blobstore.close()
-    await ctx.http.close()
-    await ctx.db.close()
+    """Close what `build_context` opened, last opened first (the repo writer's clean-ups,
+    the blob store, the HTTP session, the database)."""
+    await ctx.resources.aclose()
