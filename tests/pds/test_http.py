@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -148,3 +157,58 @@ def test_rate_limit_headers() -> None:
         "RateLimit-Reset": "1234",
         "RateLimit-Policy": "30;w=300",
     }
+
+
+# -- the entry point --------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_python_m_pds_serves_until_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PDS_DEV_MODE": "true",
+        "PDS_PORT": str(port),
+        "PDS_DATA_DIRECTORY": str(tmp_path / "pds"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pds"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/xrpc/_health", timeout=1
+                ) as response:
+                    assert json.loads(response.read()) == {"version": "0.1.0"}
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0]
+                assert time.monotonic() < deadline, "the PDS did not come up"
+                time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert b"PDS shutting down" in output
+    assert (tmp_path / "pds" / "secrets.json").exists()
+
+
+def test_python_m_pds_refuses_bad_settings(tmp_path: Path) -> None:
+    env = {**os.environ, "PDS_DEV_MODE": "false", "PDS_HOSTNAME": ""}
+    result = subprocess.run(
+        [sys.executable, "-m", "pds"], env=env, capture_output=True, timeout=30, check=False
+    )
+    assert result.returncode == 1
+    assert b"PDS_HOSTNAME is required" in result.stderr
