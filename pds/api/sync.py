@@ -19,7 +19,7 @@ disposition, as in the reference).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Final, TypeVar
 
 from aiohttp import web
@@ -58,7 +58,7 @@ _T = TypeVar("_T")
 
 
 def add_routes(app: web.Application) -> None:
-    routes: list[tuple[str, Callable[[web.Request], object]]] = [
+    routes: list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
         (nsids.SYNC_GET_REPO, get_repo),
         (nsids.SYNC_GET_LATEST_COMMIT, get_latest_commit),
         (nsids.SYNC_GET_RECORD, get_record),
@@ -69,7 +69,7 @@ def add_routes(app: web.Application) -> None:
         (nsids.SYNC_GET_BLOB, get_blob),
     ]
     for nsid, handler in routes:
-        app.router.add_get(nsids.xrpc_path(nsid), handler)  # type: ignore[arg-type]
+        app.router.add_get(nsids.xrpc_path(nsid), handler)
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -154,6 +154,9 @@ async def _stream_car(request: web.Request, chunks: AsyncIterator[bytes]) -> web
         response = web.StreamResponse(headers={"Content-Type": CAR_CONTENT_TYPE})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        if request.method == "HEAD":
+            await response.write_eof()
+            return response
         await response.write(first)
         await _finish_stream(request, response, chunks)
         return response
