@@ -358,3 +358,34 @@ def test_oversized_upload_leaves_no_temporary_file(tmp_path: Path, http: httpx.C
         assert stack.settings.blobstore_disk_location is not None
         temp_dir = stack.settings.blobstore_disk_location / "tmp"
         assert not temp_dir.exists() or list(temp_dir.iterdir()) == []
+
+
+def test_taken_down_blob_is_not_served(
+    pds_stack: Stack, new_account: NewAccount, http: httpx.Client
+) -> None:
+    account = new_account()
+    png = make_png(10, 10, seed=6)
+    blob = upload(http, pds_stack, account, png)
+    reference(http, pds_stack, account, blob, "moderated")
+    cid = blob["ref"]["$link"]
+
+    def takedown(applied: bool) -> None:
+        response = http.post(
+            xrpc_url(pds_stack, nsids.ADMIN_UPDATE_SUBJECT_STATUS),
+            json={
+                "subject": {
+                    "$type": "com.atproto.admin.defs#repoBlobRef",
+                    "did": account.did,
+                    "cid": cid,
+                },
+                "takedown": {"applied": applied, "ref": "test"},
+            },
+            headers={"Authorization": pds_stack.admin_authorization},
+        )
+        assert response.status_code == 200, response.text
+
+    takedown(True)
+    response = get_blob(http, pds_stack, account.did, cid)
+    assert (response.status_code, response.json()["error"]) == (400, "BlobNotFound")
+    takedown(False)
+    assert get_blob(http, pds_stack, account.did, cid).content == png
