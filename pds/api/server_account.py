@@ -3,7 +3,8 @@
 getServiceAuth follows the reference's rules: `aud` must be a DID (or `did#service`), `exp` at
 most an hour ahead (a minute when no `lxm` is named), account-management methods cannot be
 delegated at all (`PROTECTED_METHODS`), privileged ones only from a full or privileged session,
-and a taken-down account may only mint a token for `createAccount` (to migrate away).
+and a taken-down account may only mint a token for `createAccount` (to migrate away). The method
+sets live in `pds.auth.methods`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pds.api.params import (
     query_str,
 )
 from pds.auth.email_tokens import PURPOSE_DELETE_ACCOUNT, EmailTokenError, EmailTokenExpired
+from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.service_jwt import create_service_jwt, is_did_or_service_ref
 from pds.auth.tokens import ACCESS_FULL, ACCESS_PRIVILEGED, ACCESS_STANDARD, AuthScope
@@ -35,23 +37,6 @@ from pds.db import moderation
 
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
 SERVICE_AUTH_NO_LXM_MAX_SECONDS: Final = 60
-
-PROTECTED_METHODS: Final = frozenset(
-    nsid.lower()
-    for nsid in (
-        nsids.IDENTITY_UPDATE_HANDLE,
-        nsids.SERVER_ACTIVATE_ACCOUNT,
-        nsids.SERVER_CREATE_APP_PASSWORD,
-        nsids.SERVER_DEACTIVATE_ACCOUNT,
-        nsids.SERVER_GET_SESSION,
-        nsids.SERVER_LIST_APP_PASSWORDS,
-        nsids.SERVER_REQUEST_ACCOUNT_DELETE,
-        nsids.SERVER_REVOKE_APP_PASSWORD,
-    )
-)
-"""Account management: never delegated through service auth (compared case-insensitively)."""
-PRIVILEGED_METHODS: Final = frozenset({nsids.SERVER_CREATE_ACCOUNT.lower()})
-"""Delegable only from a full or privileged-app-password session."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -118,16 +103,12 @@ async def get_service_auth(request: web.Request) -> web.Response:
         raise InvalidRequest("lxm must be a valid NSID")
     if credentials.scope is AuthScope.TAKENDOWN and lxm != nsids.SERVER_CREATE_ACCOUNT:
         raise InvalidRequest("Bad token scope", error="InvalidToken")
-    if (
-        lxm is not None
-        and lxm.lower() in PRIVILEGED_METHODS
-        and credentials.scope not in ACCESS_PRIVILEGED
-    ):
+    if lxm is not None and is_privileged_method(lxm) and credentials.scope not in ACCESS_PRIVILEGED:
         raise InvalidRequest(
             f"insufficient access to request a service auth token for the following method: {lxm}"
         )
     _check_expiry(exp, has_lxm=bool(lxm))
-    if lxm is not None and lxm.lower() in PROTECTED_METHODS:
+    if lxm is not None and is_protected_method(lxm):
         raise InvalidRequest(
             f"cannot request a service auth token for the following protected method: {lxm}"
         )

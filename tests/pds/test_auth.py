@@ -22,6 +22,7 @@ from pds.auth.email_tokens import (
     EmailTokenInvalid,
     EmailTokens,
 )
+from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.service_jwt import (
     KeyLookup,
     ServiceJwtError,
@@ -344,3 +345,22 @@ def test_email_token_check_never_crashes(text: str) -> None:
     tokens = EmailTokens(SECRET)
     with pytest.raises(EmailTokenInvalid):
         tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, text)
+
+
+# -- delegable methods ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("nsid", "protected", "privileged"),
+    [
+        ("com.atproto.server.getSession", True, False),
+        ("COM.ATPROTO.SERVER.GETSESSION", True, False),
+        ("com.atproto.identity.updateHandle", True, False),
+        ("com.atproto.server.createAccount", False, True),
+        ("chat.bsky.convo.sendMessage", False, True),
+        ("chat.bskyx.thing", False, False),
+        ("app.bsky.feed.getFeedSkeleton", False, False),
+        ("com.atproto.repo.uploadBlob", False, False),
+    ],
+)
+def test_method_delegation_rules(nsid: str, protected: bool, privileged: bool) -> None:
+    assert is_protected_method(nsid) is protected
+    assert is_privileged_method(nsid) is privileged
