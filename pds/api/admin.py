@@ -110,7 +110,9 @@ async def update_subject_status(request: web.Request) -> web.Response:
     kind = subject.string("$type")
     if takedown is not None:
         applied, ref = takedown
-        await _apply_takedown(ctx, kind, subject, (ref or "TAKEDOWN") if applied else None)
+        # As in the reference, a takedown without a reference is tagged with its time.
+        ref = (ref or Datetime.now()) if applied else None
+        await _apply_takedown(ctx, kind, subject, ref)
     if deactivated is not None and kind == REPO_REF:
         did = parse_did(_did_field(subject))
         if deactivated[0]:
