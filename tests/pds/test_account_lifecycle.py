@@ -17,6 +17,7 @@ from atcore.cid import CID
 from atcore.crypto import K256Keypair, PublicKey
 from atcore.identity import DidDocument
 from atcore.identity.resolver import DidResolver
+from atcore.syntax import is_valid_datetime
 from pds.auth.service_jwt import create_service_jwt, verify_service_jwt
 from pds.blobstore import BlobStoreConfig, blobstore_from_config
 from pds.db import repo as repo_sql
@@ -534,3 +535,20 @@ async def test_invite_codes_when_required(invite_stack: Stack) -> None:
         (await xrpc.procedure(nsids.SERVER_CREATE_ACCOUNT, signup(code))).ok()
         used_up = await xrpc.procedure(nsids.SERVER_CREATE_ACCOUNT, signup(code))
         assert (used_up.status, used_up.error) == (400, "InvalidInviteCode")
+
+
+async def test_takedown_without_a_ref_is_tagged_with_its_time(
+    xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
+) -> None:
+    account = new_account()
+    subject = {"$type": "com.atproto.admin.defs#repoRef", "did": account.did}
+    body = {"subject": subject, "takedown": {"applied": True}}
+    reply = await xrpc.procedure(nsids.ADMIN_UPDATE_SUBJECT_STATUS, body, headers=_admin(pds_stack))
+    assert reply.status == 200, reply.body
+    status = (
+        await xrpc.query(
+            nsids.ADMIN_GET_SUBJECT_STATUS, {"did": account.did}, headers=_admin(pds_stack)
+        )
+    ).ok()
+    assert status["takedown"]["applied"] is True
+    assert is_valid_datetime(status["takedown"]["ref"])
