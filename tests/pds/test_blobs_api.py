@@ -310,19 +310,22 @@ def test_blob_round_trip_and_ranges(limited_stack: Stack, http: httpx.Client) ->
     assert range_response.content == png[1000:2000]
 
 
-def test_blob_lands_in_the_bucket(
+def test_blob_lands_in_the_configured_store(
     request: pytest.FixtureRequest, limited_stack: Stack, http: httpx.Client
 ) -> None:
-    if limited_stack.settings.blobstore_disk_location is not None:
-        pytest.skip("S3 only")
-    admin: S3Client = request.getfixturevalue("s3_admin")
     account = create_account(limited_stack)
     png = make_png(30, 30, seed=5)
     blob = upload(http, limited_stack, account, png)
     reference(http, limited_stack, account, blob, "pic")
+    cid = blob["ref"]["$link"]
+    disk = limited_stack.settings.blobstore_disk_location
+    if disk is not None:
+        assert (disk / account.did / cid).read_bytes() == png
+        return
+    admin: S3Client = request.getfixturevalue("s3_admin")
     bucket = limited_stack.settings.blobstore_env["PDS_BLOBSTORE_S3_BUCKET"]
-    key = f"blocks/{account.did}/{blob['ref']['$link']}"
-    assert admin.get_object(Bucket=bucket, Key=key)["Body"].read() == png
+    stored = admin.get_object(Bucket=bucket, Key=f"blocks/{account.did}/{cid}")
+    assert stored["Body"].read() == png
 
 
 def test_oversized_blob_is_413(limited_stack: Stack, http: httpx.Client) -> None:
