@@ -161,7 +161,7 @@ repo_seq = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=False),
     Column("did", String, nullable=False),
     Column("event_type", String, nullable=False),  # commit | sync | identity | account
-    Column("event", LargeBinary, nullable=False),  # DAG-CBOR body, without `seq`
+    Column("event", LargeBinary, nullable=False),  # frame body incl. `seq` and `time`
     Column("invalidated", Boolean, nullable=False, default=False),
     Column("sequenced_at", BigInteger, nullable=False),
     Index(None, "did"),
