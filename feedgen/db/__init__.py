@@ -1,0 +1,1 @@
+"""The feed generator's SQL (read-only on the check-in index)."""
