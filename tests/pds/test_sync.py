@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import MultiDict
 
 from atcore import dagcbor, nsids
@@ -19,7 +22,7 @@ from atcore.commit import SignedCommit
 from atcore.crypto import PublicKey
 from atcore.identity.resolver import DidResolver
 from atcore.mst import MST, MemoryBlockStore, verify_proof
-from tests.pds.stack import LiveAccount, Stack
+from tests.pds.stack import LiveAccount, Stack, create_account
 from tests.pds.xrpc_client import Reply, Xrpc
 
 NewAccount = Callable[..., LiveAccount]
@@ -352,3 +355,32 @@ async def test_bad_credentials_on_a_public_read_are_refused(
         nsids.SYNC_GET_LATEST_COMMIT, params, headers={"Authorization": "Basic YWRtaW46bm9wZQ=="}
     )
     assert reply.status == 401
+
+
+SYNC_READS = [*DID_PARAMS, nsids.SYNC_LIST_REPOS, nsids.REPO_LIST_MISSING_BLOBS]
+PARAM_NAMES = ["did", "cid", "cids", "since", "limit", "cursor", "collection", "rkey"]
+
+
+@pytest.fixture(scope="module")
+def hosted_did(pds_stack: Stack) -> str:
+    return create_account(pds_stack, "fuzz").did
+
+
+@settings(max_examples=60)
+@given(
+    nsid=st.sampled_from(SYNC_READS),
+    params=st.lists(st.tuples(st.sampled_from(PARAM_NAMES), st.text(max_size=80)), max_size=6),
+    use_real_did=st.booleans(),
+)
+def test_arbitrary_params_never_cause_a_server_error(
+    pds_stack: Stack,
+    hosted_did: str,
+    nsid: str,
+    params: list[tuple[str, str]],
+    use_real_did: bool,
+) -> None:
+    query = [("did", hosted_did)] if use_real_did else []
+    response = httpx.get(pds_stack.xrpc(nsid), params=[*query, *params], timeout=30)
+    assert response.status_code < 500, (response.status_code, response.text)
+    if response.status_code >= 400:
+        assert response.json()["error"]
