@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-import h3  # type: ignore[import-untyped]  # h3 ships no type information
+import h3
 
 from atcore.index.geo import BANDS, MICRO, band_disks, check_microdegrees
 
