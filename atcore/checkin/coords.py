@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
 
-import h3  # type: ignore[import-untyped]
+import h3
 
 from atcore.checkin.errors import CheckinError
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import h3  # type: ignore[import-untyped]
+import h3
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
