@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-import h3  # type: ignore[import-untyped]  # h3 ships no type information
+import h3
 
 MICRO: Final = 1_000_000
 MAX_LAT_E6: Final = 90 * MICRO

@@ -52,6 +52,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex
 
+from atcore import nsids
+
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -62,8 +64,8 @@ NAMING_CONVENTION: Final = {
 HASH_SHARDED: Final = "cockroachdb_hash_sharded"
 VERSION_TABLE: Final = "index_alembic_version"  # apart from the PDS's if they share a database
 
-CHECKIN_COLLECTION: Final = "app.skyspot.checkin"
-POST_COLLECTION: Final = "app.bsky.feed.post"
+CHECKIN_COLLECTION: Final = nsids.SKYSPOT_CHECKIN
+POST_COLLECTION: Final = nsids.BSKY_FEED_POST
 
 # repo_state.status: the hosting status of `#account` events ("active" or the reason it is not).
 STATUS_ACTIVE: Final = "active"
