@@ -10,13 +10,13 @@
 `skyspot_client.post` holds the companion-post convention documented in docs/lexicons.md.
 
 Errors: `atcore.checkin.CheckinError` (a `ValueError`, naming the field) for invalid input, raised
-before any request; `CompanionMismatch` if the PDS stored other CIDs than the ones computed.
+before any request; `UnexpectedReply` if the PDS stored other CIDs than the ones computed.
 """
 
 from atcore.checkin import CheckinError, Precision
 from skyspot_client.client import (
-    CompanionMismatch,
     PostedCheckin,
+    UnexpectedReply,
     apply_checkin_writes,
     post_checkin,
     upload_photo,
@@ -28,10 +28,10 @@ from skyspot_client.post import compose_post, venue_link
 __all__ = [
     "CheckinError",
     "CheckinWrites",
-    "CompanionMismatch",
     "PhotoInput",
     "PostedCheckin",
     "Precision",
+    "UnexpectedReply",
     "apply_checkin_writes",
     "build_checkin_writes",
     "compose_checkin",

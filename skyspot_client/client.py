@@ -14,7 +14,7 @@
 Steps: check the inputs (no network yet), upload each photo (metadata stripped, see `photos`),
 build the post and the check-in with the post's CID computed locally, then ONE `applyWrites` with
 both creates under the same TID record key, and finally confirm the PDS stored exactly the CIDs
-computed. Errors: `CheckinError` for bad input (raised before any request), `CompanionMismatch`
+computed. Errors: `CheckinError` for bad input (raised before any request), `UnexpectedReply`
 if the PDS stored something else than what was sent; the SDK's own exceptions pass through.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 from atcore import nsids
 from atcore.checkin import MAX_PHOTOS, AspectRatio, Checkin, CheckinError, Photo
 from atcore.cid import CID
-from atcore.datajson import BlobRef
+from atcore.datajson import BlobRef, DataModelError
 from atcore.syntax import AtUri
 from skyspot_client.compose import (
     CheckinWrites,
@@ -39,8 +39,9 @@ from skyspot_client.compose import (
 from skyspot_client.photos import PhotoInput, prepare_photo
 
 
-class CompanionMismatch(RuntimeError):
-    """The PDS reports different CIDs than the ones computed: the strong reference is wrong."""
+class UnexpectedReply(RuntimeError):
+    """The PDS's answer contradicts the request: other CIDs stored (so the check-in's strong
+    reference would be wrong), or an upload answered without a blob reference."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,16 @@ def post_checkin(
 def upload_photo(client: Any, photo: PhotoInput) -> Photo:
     """Upload one photo (metadata stripped) and return it as a check-in photo."""
     prepared = prepare_photo(photo)
-    response = client.com.atproto.repo.upload_blob(prepared.data)
-    blob = response.blob
-    ref = BlobRef(CID.parse(str(blob.cid)), blob.mime_type, blob.size)
+    response = client.invoke_procedure(
+        nsids.REPO_UPLOAD_BLOB,
+        content=prepared.data,
+        headers={"Content-Type": prepared.mime_type},
+    )
+    blob = response.content["blob"] if isinstance(response.content, dict) else None
+    try:
+        ref = BlobRef.from_json(blob)
+    except DataModelError as exc:
+        raise UnexpectedReply(f"uploadBlob answered without a blob reference: {exc}") from None
     ratio = prepared.aspect_ratio
     return Photo(ref, prepared.alt, None if ratio is None else AspectRatio(*ratio))
 
@@ -130,7 +138,7 @@ def _confirm(writes: CheckinWrites, body: dict[str, Any]) -> None:
         (str(writes.checkin_uri), str(writes.checkin_cid)),
     ]
     if got != expected:
-        raise CompanionMismatch(f"the PDS stored {got}, expected {expected}")
+        raise UnexpectedReply(f"the PDS stored {got}, expected {expected}")
 
 
 def _check_photo_inputs(photos: Sequence[PhotoInput]) -> None:

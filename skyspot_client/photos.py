@@ -21,6 +21,7 @@ MAX_PHOTO_BYTES: Final = 1_000_000
 MAX_SIDE: Final = 2000
 # Formats re-encoded as themselves; anything else decodable becomes a JPEG.
 _KEPT_FORMATS: Final = frozenset({"JPEG", "PNG", "WEBP"})
+_MIME_TYPES: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 _QUALITIES: Final = (90, 80, 70, 60)
 
 
@@ -43,6 +44,7 @@ class PreparedPhoto:
     data: bytes
     alt: str
     aspect_ratio: tuple[int, int] | None
+    mime_type: str = "application/octet-stream"  # what the upload declares; the PDS sniffs too
 
 
 def prepare_photo(photo: PhotoInput, *, max_bytes: int = MAX_PHOTO_BYTES) -> PreparedPhoto:
@@ -54,12 +56,12 @@ def prepare_photo(photo: PhotoInput, *, max_bytes: int = MAX_PHOTO_BYTES) -> Pre
             image.load()
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return PreparedPhoto(photo.data, photo.alt, photo.aspect_ratio)
-    data = _encode_within(image, source_format, max_bytes)
-    return PreparedPhoto(data, photo.alt, photo.aspect_ratio or image.size)
-
-
-def _encode_within(image: Image.Image, source_format: str, max_bytes: int) -> bytes:
     target = source_format if source_format in _KEPT_FORMATS else "JPEG"
+    data = _encode_within(image, target, max_bytes)
+    return PreparedPhoto(data, photo.alt, photo.aspect_ratio or image.size, _MIME_TYPES[target])
+
+
+def _encode_within(image: Image.Image, target: str, max_bytes: int) -> bytes:
     if target == "JPEG" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     if max(image.size) > MAX_SIDE:
