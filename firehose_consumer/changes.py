@@ -1,0 +1,134 @@
+"""What processing one event asks of the index, and how a batch of those is coalesced.
+
+Each processed event yields an `EventChanges`: check-in rows to upsert, keys to delete,
+companion-post existence marks, a visibility flip or a purge for an account, a full replacement
+(after a resync), and the repo's new state. The writer gathers many into a `Batch`, which keeps,
+per DID, only what still matters after the later events (events of one DID arrive in order):
+
+- the last change per check-in key wins (upsert or delete);
+- a purge or replacement ("reset") drops that DID's earlier changes and runs first;
+- post marks and visibility apply after the upserts (later marks win);
+- the repo state written is the last one.
+
+That keeps a batch of thousands of events down to a handful of multi-row statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CheckinKey = tuple[str, str, str]  # (author_did, collection, rkey)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoStateRow:
+    did: str
+    rev: str | None
+    data_cid: str | None
+    status: str
+    sync_status: str
+    resync_after: int | None
+
+    def values(self, now_ms: int) -> dict[str, Any]:
+        return {
+            "did": self.did,
+            "rev": self.rev,
+            "data_cid": self.data_cid,
+            "status": self.status,
+            "sync_status": self.sync_status,
+            "resync_after": self.resync_after,
+            "updated_at": now_ms,
+        }
+
+
+@dataclass(slots=True)
+class EventChanges:
+    """The index changes of one event (all for the same DID)."""
+
+    did: str
+    upserts: list[dict[str, Any]] = field(default_factory=list)  # checkin rows
+    deletes: list[tuple[CheckinKey, str]] = field(default_factory=list)  # (key, rev)
+    post_marks: list[tuple[str, bool]] = field(default_factory=list)  # (post_uri, exists)
+    visible: bool | None = None  # flip every check-in of the DID
+    reset: bool = False  # drop every check-in of the DID first (purge, or resync replacement)
+    repo: RepoStateRow | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            not (self.upserts or self.deletes or self.post_marks or self.reset or self.repo)
+            and self.visible is None
+        )
+
+
+@dataclass(slots=True)
+class _DidPlan:
+    reset: bool = False
+    rows: dict[CheckinKey, dict[str, Any] | str] = field(default_factory=dict)  # row or rev
+    post_marks: dict[str, bool] = field(default_factory=dict)
+    visible: bool | None = None
+    repo: RepoStateRow | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Coalesced changes of many events plus the cursor each source reached."""
+
+    plans: dict[str, _DidPlan] = field(default_factory=dict)
+    cursors: dict[str, int] = field(default_factory=dict)
+    events: int = 0
+
+    def add(self, changes: EventChanges) -> None:
+        self.events += 1
+        if changes.is_empty:
+            return
+        plan = self.plans.get(changes.did)
+        if plan is None or changes.reset:
+            plan = _DidPlan(reset=changes.reset or (plan is not None and plan.reset))
+            self.plans[changes.did] = plan
+        for key, rev in changes.deletes:
+            plan.rows[key] = rev
+        for row in changes.upserts:
+            plan.rows[(row["author_did"], row["collection"], row["rkey"])] = row
+        for uri, exists in changes.post_marks:
+            plan.post_marks[uri] = exists
+        if changes.visible is not None:
+            plan.visible = changes.visible
+        if changes.repo is not None:
+            plan.repo = changes.repo
+
+    def set_cursor(self, source: str, seq: int) -> None:
+        self.cursors[source] = seq
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.plans and not self.cursors
+
+    def resets(self) -> list[str]:
+        return [did for did, plan in self.plans.items() if plan.reset]
+
+    def upserts(self) -> list[dict[str, Any]]:
+        return [
+            row for p in self.plans.values() for row in p.rows.values() if isinstance(row, dict)
+        ]
+
+    def deletes(self) -> list[tuple[CheckinKey, str]]:
+        return [
+            (key, rev) for p in self.plans.values() for key, rev in p.rows.items()
+            if isinstance(rev, str)
+        ]  # fmt: skip
+
+    def post_marks(self) -> list[tuple[str, str, bool]]:
+        """(author_did, post_uri, exists)."""
+        return [
+            (did, uri, exists)
+            for did, p in self.plans.items()
+            for uri, exists in p.post_marks.items()
+        ]
+
+    def visibility(self) -> list[tuple[str, bool]]:
+        return [(did, p.visible) for did, p in self.plans.items() if p.visible is not None]
+
+    def repo_states(self) -> list[RepoStateRow]:
+        return [p.repo for p in self.plans.values() if p.repo is not None]
