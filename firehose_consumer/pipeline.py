@@ -71,6 +71,7 @@ class FrameQueue:
         self.max_bytes = max_bytes
         self._items: deque[tuple[int, bytes]] = deque()
         self._bytes = 0
+        self._per_source: dict[int, int] = {}
         self._has_items = asyncio.Event()
         self._has_room = asyncio.Event()
         self._has_room.set()
@@ -83,6 +84,7 @@ class FrameQueue:
             return False
         self._items.append((source, frame))
         self._bytes += len(frame)
+        self._per_source[source] = self._per_source.get(source, 0) + 1
         self._has_items.set()
         return True
 
@@ -92,6 +94,7 @@ class FrameQueue:
             await self._has_items.wait()
         source, frame = self._items.popleft()
         self._bytes -= len(frame)
+        self._per_source[source] -= 1
         if len(self._items) <= self.max_frames // 2 and self._bytes <= self.max_bytes // 2:
             self._has_room.set()
         return source, frame
@@ -100,13 +103,9 @@ class FrameQueue:
         """Until the queue has drained to half (hysteresis: a paused reader resumes once)."""
         await self._has_room.wait()
 
-    def drain_source(self, source: int) -> int:
-        """Drop a stopped source's queued frames; returns how many."""
-        kept = deque(item for item in self._items if item[0] != source)
-        dropped = len(self._items) - len(kept)
-        self._bytes = sum(len(frame) for _, frame in kept)
-        self._items = kept
-        return dropped
+    def count(self, source: int) -> int:
+        """Frames of `source` still waiting."""
+        return self._per_source.get(source, 0)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -120,9 +119,12 @@ class Lanes(Generic[T]):
         self._queues: dict[str, deque[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def submit(self, key: str, item: T) -> None:
         self.pending += 1
+        self._idle.clear()
         queue = self._queues.get(key)
         if queue is not None:
             queue.append(item)
@@ -147,8 +149,14 @@ class Lanes(Generic[T]):
                 finally:
                     queue.popleft()
                     self.pending -= 1
+                    if not self.pending:
+                        self._idle.set()
         finally:
             del self._queues[key]
+
+    async def wait_idle(self) -> None:
+        """Until no item is pending in any lane."""
+        await self._idle.wait()
 
     async def cancel(self) -> None:
         """Stop every lane (shutdown); their unfinished events stay below the watermark."""

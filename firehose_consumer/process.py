@@ -70,6 +70,7 @@ class ProcessorOptions:
     resync_retry_max_s: float = 3600.0
     resolution_attempts: int = 4  # tries when the DID directory is unreachable
     resolution_backoff_s: float = 0.5
+    resync_concurrency: int = 4  # getRepo fetches at once
 
 
 class EventProcessor:
@@ -92,6 +93,7 @@ class EventProcessor:
         self.forget_identity = forget_identity
         self.options = options
         self._resync_failures: dict[str, int] = {}
+        self._fetch_slots = asyncio.Semaphore(options.resync_concurrency)
 
     # -- commits -----------------------------------------------------------------------------
 
@@ -194,7 +196,8 @@ class EventProcessor:
         if self.fetcher is None:
             return self._desynchronize(state, reason)
         try:
-            snapshot = await self.fetcher.fetch(state.did)
+            async with self._fetch_slots:
+                snapshot = await self.fetcher.fetch(state.did)
         except AccountUnavailable as exc:
             self.metrics.resyncs.labels("unavailable").inc()
             return self.account_status(state, active=False, status=exc.status)

@@ -1,0 +1,170 @@
+"""Consumer configuration, read once from the environment into a frozen value.
+
+Variables (defaults in brackets):
+
+- FIREHOSE_SERVICES (required): comma-separated ws(s)/http(s) URLs or host names;
+- DATABASE_URL [sqlite+aiosqlite:///./data/index.sqlite]: the index;
+- DID_PLC_URL [https://plc.directory];
+- CONSUMER_METRICS_PORT [9102; `off` disables, 0 picks a free port], CONSUMER_METRICS_HOST
+  [127.0.0.1]: /metrics and /health;
+- CONSUMER_DEV_MODE [false]: allow plain http to loopback PDS and did:web hosts;
+- CONSUMER_VERIFY_SIGNATURES [true];
+- CONSUMER_RECEIVE_TIMEOUT [60 s]: stall detection; CONSUMER_RECONNECT_MAX [60 s]: backoff cap;
+- CONSUMER_QUEUE_FRAMES [10000], CONSUMER_QUEUE_BYTES [256 MiB]: the frame queue's bounds;
+- CONSUMER_MAX_INFLIGHT [20000]: events being processed before the queue stops draining;
+- CONSUMER_BATCH_EVENTS [2000], CONSUMER_BATCH_DELAY [0.05 s]: write batches;
+- CONSUMER_MAX_FRAME_BYTES [5000000]: the per-frame limit;
+- CONSUMER_LEXICON_DIR [the repository's lexicons/]: record validation;
+- CONSUMER_RESYNC_NEW_REPOS [true]: `getRepo` a repo first seen mid-history;
+- CONSUMER_BACKFILL_ON_OUTDATED [true]: `listRepos` + `getRepo` after `#info OutdatedCursor`;
+- CONSUMER_RESYNC_CONCURRENCY [4]: parallel `getRepo` fetches.
+
+Errors: `SettingsError` (a `ValueError`) naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from atcore.index.engine import DEFAULT_URL, IndexDatabaseError, parse_database_url
+from atcore.nsids import SYNC_SUBSCRIBE_REPOS
+
+DEFAULT_PLC_URL: Final = "https://plc.directory"
+DEFAULT_LEXICON_DIR: Final = Path(__file__).resolve().parent.parent / "lexicons"
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off"})
+
+
+class SettingsError(ValueError):
+    """An environment variable with an unusable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One subscribeRepos service: its cursor key, WebSocket URL and HTTP base."""
+
+    name: str  # canonical: scheme://host[:port] with ws/wss
+    http_base: str
+
+    @property
+    def subscribe_url(self) -> str:
+        return f"{self.name}/xrpc/{SYNC_SUBSCRIBE_REPOS}"
+
+
+def parse_source(text: str) -> Source:
+    """`wss://bsky.network`, `https://pds.example`, `http://127.0.0.1:2583` or a bare host."""
+    value = text.strip().rstrip("/")
+    if "://" not in value:
+        value = f"wss://{value}"
+    parts = urlsplit(value)
+    secure = {"wss": True, "https": True, "ws": False, "http": False}.get(parts.scheme)
+    if secure is None or not parts.hostname:
+        raise SettingsError(f"FIREHOSE_SERVICES: not a ws(s)/http(s) URL: {text!r}")
+    if parts.path not in ("", "/") or parts.query:
+        raise SettingsError(f"FIREHOSE_SERVICES: give the service root, not a path: {text!r}")
+    netloc = parts.netloc.lower()
+    return Source(
+        name=f"{'wss' if secure else 'ws'}://{netloc}",
+        http_base=f"{'https' if secure else 'http'}://{netloc}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSettings:
+    sources: tuple[Source, ...]
+    database_url: str = DEFAULT_URL
+    did_plc_url: str = DEFAULT_PLC_URL
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = 9102
+    dev_mode: bool = False
+    verify_signatures: bool = True
+    receive_timeout_s: float = 60.0
+    reconnect_base_s: float = 0.5
+    reconnect_max_s: float = 60.0
+    queue_max_frames: int = 10_000
+    queue_max_bytes: int = 256 * 1024 * 1024
+    max_inflight: int = 20_000
+    batch_max_events: int = 2000
+    batch_max_delay_s: float = 0.05
+    max_frame_bytes: int = 5_000_000
+    lexicon_dir: Path = DEFAULT_LEXICON_DIR
+    resync_new_repos: bool = True
+    backfill_on_outdated: bool = True
+    resync_concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConsumerSettings:
+        env = os.environ if env is None else env
+        raw = env.get("FIREHOSE_SERVICES", "")
+        sources = tuple(parse_source(item) for item in raw.split(",") if item.strip())
+        if not sources:
+            raise SettingsError("FIREHOSE_SERVICES: give at least one subscribeRepos service")
+        if len({s.name for s in sources}) != len(sources):
+            raise SettingsError("FIREHOSE_SERVICES: a service is listed twice")
+        database_url = env.get("DATABASE_URL", DEFAULT_URL)
+        try:
+            parse_database_url(database_url)
+        except (IndexDatabaseError, ValueError) as exc:
+            raise SettingsError(f"DATABASE_URL: {exc}") from exc
+        return cls(
+            sources=sources,
+            database_url=database_url,
+            did_plc_url=env.get("DID_PLC_URL", DEFAULT_PLC_URL).rstrip("/"),
+            metrics_host=env.get("CONSUMER_METRICS_HOST", "127.0.0.1"),
+            metrics_port=_port(env, "CONSUMER_METRICS_PORT", 9102),
+            dev_mode=_flag(env, "CONSUMER_DEV_MODE", False),
+            verify_signatures=_flag(env, "CONSUMER_VERIFY_SIGNATURES", True),
+            receive_timeout_s=_number(env, "CONSUMER_RECEIVE_TIMEOUT", 60.0),
+            reconnect_max_s=_number(env, "CONSUMER_RECONNECT_MAX", 60.0),
+            queue_max_frames=int(_number(env, "CONSUMER_QUEUE_FRAMES", 10_000)),
+            queue_max_bytes=int(_number(env, "CONSUMER_QUEUE_BYTES", 256 * 1024 * 1024)),
+            max_inflight=int(_number(env, "CONSUMER_MAX_INFLIGHT", 20_000)),
+            batch_max_events=int(_number(env, "CONSUMER_BATCH_EVENTS", 2000)),
+            batch_max_delay_s=_number(env, "CONSUMER_BATCH_DELAY", 0.05),
+            max_frame_bytes=int(_number(env, "CONSUMER_MAX_FRAME_BYTES", 5_000_000)),
+            lexicon_dir=Path(env.get("CONSUMER_LEXICON_DIR", str(DEFAULT_LEXICON_DIR))),
+            resync_new_repos=_flag(env, "CONSUMER_RESYNC_NEW_REPOS", True),
+            backfill_on_outdated=_flag(env, "CONSUMER_BACKFILL_ON_OUTDATED", True),
+            resync_concurrency=int(_number(env, "CONSUMER_RESYNC_CONCURRENCY", 4)),
+        )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name}: expected true/false, got {value!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{name}: not a number: {value!r}") from None
+    if number <= 0:
+        raise SettingsError(f"{name}: must be positive")
+    return number
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int | None:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    if value.strip().lower() in ("off", "false", "no"):
+        return None
+    if not value.isdigit() or int(value) > 65535:
+        raise SettingsError(f"{name}: not a port number: {value!r}")
+    return int(value)
