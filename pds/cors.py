@@ -3,9 +3,10 @@
 Like the reference PDS (Express `cors()` with a one-day max age): every response carries
 `Access-Control-Allow-Origin: *`; a preflight (`OPTIONS` with `Access-Control-Request-Method`)
 on any path is answered 204 before routing, allowing the usual methods and the headers the
-browser asks for (or our list of atproto headers when it asks for none); the rate-limit and
-`Retry-After` headers are exposed to scripts. No credentials mode: tokens travel in
-`Authorization`, never in cookies.
+browser asks for (or our list of atproto headers when it asks for none). Scripts may read the
+rate-limit and `Retry-After` headers, and `Content-Range` / `Accept-Ranges` (a ranged
+`sync.getBlob` is useless to a browser that cannot see which bytes it got). No credentials
+mode: tokens travel in `Authorization`, never in cookies.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ ALLOWED_HEADERS: Final = (
     "dpop",
 )
 MAX_AGE_SECONDS: Final = 86400
+# Beyond the CORS-safelisted response headers, which browsers always expose.
+EXPOSED_RESPONSE_HEADERS: Final = (*EXPOSED_HEADERS, "Content-Range", "Accept-Ranges")
 
 
 def _is_preflight(request: web.Request) -> bool:
@@ -56,4 +59,6 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
 def add_cors_headers(response: web.StreamResponse) -> None:
     """Run from `on_response_prepare`, so errors and streamed bodies get the headers too."""
     response.headers.setdefault("Access-Control-Allow-Origin", "*")
-    response.headers.setdefault("Access-Control-Expose-Headers", ", ".join(EXPOSED_HEADERS))
+    response.headers.setdefault(
+        "Access-Control-Expose-Headers", ", ".join(EXPOSED_RESPONSE_HEADERS)
+    )

@@ -125,6 +125,9 @@ def check_ranges(http: httpx.Client, stack: Stack, did: str, cid: str, content: 
         assert response.content == content[start:stop], header
         assert response.headers["content-range"] == f"bytes {start}-{stop - 1}/{size}"
         assert_safe_headers(response, "image/png")
+        # A browser script only sees the range headers if CORS exposes them.
+        exposed = response.headers["access-control-expose-headers"].lower().split(", ")
+        assert {"content-range", "accept-ranges"} <= set(exposed), header
     for header in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}"):
         response = get_blob(http, stack, did, cid, {"Range": header})
         assert response.status_code == 416, header
