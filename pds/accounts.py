@@ -76,17 +76,16 @@ _EVENT_STATUS: Final[dict[AccountStatus, seq.AccountStatus]] = {
 }
 
 
-# Event bodies are DAG-CBOR, which takes exact `str`s: typed `Did`/`Handle` values are unwrapped.
 async def sequence_status(conn: AsyncConnection, did: Did, status: AccountStatus) -> None:
     """The `#account` event for a status: active, or inactive saying why."""
     if status is AccountStatus.ACTIVE:
-        await seq.sequence_account(conn, str(did), True)
+        await seq.sequence_account(conn, did, True)
     else:
-        await seq.sequence_account(conn, str(did), False, _EVENT_STATUS[status])
+        await seq.sequence_account(conn, did, False, _EVENT_STATUS[status])
 
 
 async def sequence_identity(conn: AsyncConnection, did: Did, handle: str | None) -> None:
-    await seq.sequence_identity(conn, str(did), None if handle is None else str(handle))
+    await seq.sequence_identity(conn, did, handle)
 
 
 def status_of(account: q.AccountRow | None) -> AccountStatus:
@@ -396,7 +395,7 @@ class AccountManager:
         async with self.sequencer.transaction() as conn:
             await q.delete_account_rows(conn, did)
             blob_cids = await self.repo_writer.delete_repo(conn, did)
-            await seq.mark_invalidated(conn, str(did))
+            await seq.mark_invalidated(conn, did)
             await sequence_status(conn, did, AccountStatus.DELETED)
         await self._purge_blobs(did, blob_cids)
 

@@ -23,6 +23,11 @@ Waking subscribers
     `wait(after_seq)` or registers a callback with `add_listener`. The database stays the source of
     truth: a missed ring only delays delivery until the next one.
 
+Typed identifiers
+    Callers pass `Did`, `Handle` and `Tid` values as they are. They are `str` subclasses, which the
+    DAG-CBOR encoder refuses, so every body builder here turns them into exact `str`s; this module
+    is the one place that conversion happens.
+
 Errors: `SequencerError` (a `ValueError`) for an invalid event or an invalid `set_next_seq`.
 """
 
