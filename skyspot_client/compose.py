@@ -110,7 +110,10 @@ def compose_checkin(
     """A typed check-in from plain inputs. Coarse precisions round the coordinates (and pick a
     coarse H3 cell) here, so exact coordinates never leave the device for such a check-in."""
     level = _precision(precision)
-    point = Coordinates.from_degrees(lat, lon)
+    try:
+        point = Coordinates.from_degrees(lat, lon)
+    except CheckinError as exc:  # name the field where the record will hold it
+        raise CheckinError(f"record/locations/0/{exc.path}", exc.reason) from None
     published = point.rounded(level.max_decimals)
     locations: list[Location] = [GeoLocation(published, altitude)]
     if address is not None:
