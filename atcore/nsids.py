@@ -73,6 +73,9 @@ ADMIN_UPDATE_ACCOUNT_HANDLE: Final = "com.atproto.admin.updateAccountHandle"
 ADMIN_UPDATE_ACCOUNT_PASSWORD: Final = "com.atproto.admin.updateAccountPassword"
 ADMIN_DELETE_ACCOUNT: Final = "com.atproto.admin.deleteAccount"
 ADMIN_SEND_EMAIL: Final = "com.atproto.admin.sendEmail"
+# Subject types of com.atproto.admin.defs (the `$type` of a moderation subject).
+ADMIN_DEFS_REPO_REF: Final = "com.atproto.admin.defs#repoRef"
+ADMIN_DEFS_REPO_BLOB_REF: Final = "com.atproto.admin.defs#repoBlobRef"
 
 # -- app.bsky ---------------------------------------------------------------------------------
 BSKY_ACTOR_GET_PREFERENCES: Final = "app.bsky.actor.getPreferences"

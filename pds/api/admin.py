@@ -22,8 +22,8 @@ from pds.context import AppContext, context_of
 from pds.db import accounts as q
 from pds.db import invites, moderation
 
-REPO_REF: Final = "com.atproto.admin.defs#repoRef"
-REPO_BLOB_REF: Final = "com.atproto.admin.defs#repoBlobRef"
+REPO_REF: Final = nsids.ADMIN_DEFS_REPO_REF
+REPO_BLOB_REF: Final = nsids.ADMIN_DEFS_REPO_BLOB_REF
 STRONG_REF: Final = nsids.REPO_STRONG_REF
 
 

@@ -426,7 +426,7 @@ async def test_takedown_blocks_logins_and_sessions(
     xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
 ) -> None:
     account = new_account()
-    subject = {"$type": "com.atproto.admin.defs#repoRef", "did": account.did}
+    subject = {"$type": nsids.ADMIN_DEFS_REPO_REF, "did": account.did}
 
     async def takedown(applied: bool) -> None:
         body = {"subject": subject, "takedown": {"applied": applied, "ref": "case-1"}}
@@ -448,6 +448,7 @@ async def test_takedown_blocks_logins_and_sessions(
         )
     ).ok()
     assert status["takedown"] == {"applied": True, "ref": "case-1"}
+    assert status["subject"] == {"$type": nsids.ADMIN_DEFS_REPO_REF, "did": account.did}
     restricted = (
         await xrpc.procedure(
             nsids.SERVER_CREATE_SESSION,
@@ -541,7 +542,7 @@ async def test_takedown_without_a_ref_is_tagged_with_its_time(
     xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
 ) -> None:
     account = new_account()
-    subject = {"$type": "com.atproto.admin.defs#repoRef", "did": account.did}
+    subject = {"$type": nsids.ADMIN_DEFS_REPO_REF, "did": account.did}
     body = {"subject": subject, "takedown": {"applied": True}}
     reply = await xrpc.procedure(nsids.ADMIN_UPDATE_SUBJECT_STATUS, body, headers=_admin(pds_stack))
     assert reply.status == 200, reply.body

@@ -380,7 +380,7 @@ def test_taken_down_blob_is_not_served(
             xrpc_url(pds_stack, nsids.ADMIN_UPDATE_SUBJECT_STATUS),
             json={
                 "subject": {
-                    "$type": "com.atproto.admin.defs#repoBlobRef",
+                    "$type": nsids.ADMIN_DEFS_REPO_BLOB_REF,
                     "did": account.did,
                     "cid": cid,
                 },

@@ -394,8 +394,8 @@ _GARBAGE = [
 _MORE_GARBAGE = {
     nsids.ADMIN_UPDATE_SUBJECT_STATUS: [
         b'{"subject": {"$type": 1}, "takedown": {"applied": "yes"}}',
-        b'{"subject": {"$type": "com.atproto.admin.defs#repoRef", "did": "nope"},'
-        b' "takedown": {"applied": true}}',
+        b'{"subject": {"$type": "%s", "did": "nope"},' % nsids.ADMIN_DEFS_REPO_REF.encode()
+        + b' "takedown": {"applied": true}}',
         b'{"subject": {"$type": "com.example.unknown"}, "takedown": {"applied": true}}',
     ],
     nsids.SERVER_CREATE_INVITE_CODE: [b'{"useCount": 0}', b'{"useCount": 1.5}'],

@@ -247,7 +247,7 @@ async def test_inactive_repos_are_reported_and_hidden(
     resting, banned = new_account(), new_account()
     (await xrpc.procedure(nsids.SERVER_DEACTIVATE_ACCOUNT, {}, headers=resting.bearer)).ok()
     takedown = {
-        "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": banned.did},
+        "subject": {"$type": nsids.ADMIN_DEFS_REPO_REF, "did": banned.did},
         "takedown": {"applied": True, "ref": "test"},
     }
     admin = {"Authorization": pds_stack.admin_authorization}
