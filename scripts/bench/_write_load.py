@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,16 +45,38 @@ class Account:
 
 @dataclass(frozen=True)
 class PhaseResult:
+    """One phase (or several rounds of it, merged): every request's latency, in seconds."""
+
     concurrency: int
     records: int
     seconds: float
-    p50_ms: float
-    p99_ms: float
+    latencies: tuple[float, ...]
     delivered: int  # commit events for these writes seen on the firehose
 
     @property
     def records_per_s(self) -> float:
         return self.records / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.latencies, 50) * 1000
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.latencies, 99) * 1000
+
+    @classmethod
+    def merge(cls, rounds: Sequence[PhaseResult]) -> PhaseResult:
+        """Rounds of one phase as one: total records over total time, latencies pooled."""
+        if not rounds or len({r.concurrency for r in rounds}) != 1:
+            raise ValueError("merge needs rounds of one concurrency")
+        return cls(
+            concurrency=rounds[0].concurrency,
+            records=sum(r.records for r in rounds),
+            seconds=sum(r.seconds for r in rounds),
+            latencies=tuple(x for r in rounds for x in r.latencies),
+            delivered=sum(r.delivered for r in rounds),
+        )
 
 
 def post_record(index: int) -> dict[str, Any]:
@@ -102,33 +124,33 @@ async def create_account(http: aiohttp.ClientSession, pds_url: str) -> Account:
 
 
 class FirehoseCounter:
-    """A subscriber on `subscribeRepos` (live tail) counting one account's `#commit` frames."""
+    """A subscriber on `subscribeRepos` (live tail) noting the records one account's `#commit`
+    frames create, by repo path (`collection/rkey`), so each write is matched to its event."""
 
     def __init__(self, did: str) -> None:
         self.did = did
-        self.commits = 0
-        self.frames = 0
+        self.created: set[str] = set()
         self._changed = asyncio.Condition()
 
     async def consume(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for message in ws:
             if message.type != aiohttp.WSMsgType.BINARY:
                 continue
-            self.frames += 1
             frame = frames.decode(message.data)
             if isinstance(frame, frames.ErrorFrame):
                 raise LoadError(f"firehose error frame: {frame.error} {frame.message}")
             if frame.type == "#commit" and frame.body.get("repo") == self.did:
+                paths = [op["path"] for op in frame.body["ops"] if op["action"] == "create"]
                 async with self._changed:
-                    self.commits += 1
+                    self.created.update(paths)
                     self._changed.notify_all()
 
-    async def wait_for(self, commits: int) -> int:
-        """Wait until `commits` have arrived (at most `DELIVERY_TIMEOUT_S`); returns the count."""
+    async def delivered(self, paths: set[str]) -> int:
+        """How many of `paths` arrived, waiting up to `DELIVERY_TIMEOUT_S` for all of them."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(DELIVERY_TIMEOUT_S), self._changed:
-                await self._changed.wait_for(lambda: self.commits >= commits)
-        return self.commits
+                await self._changed.wait_for(lambda: paths <= self.created)
+        return len(paths & self.created)
 
 
 @contextlib.asynccontextmanager
@@ -163,7 +185,7 @@ async def write_phase(
     url = pds_url + nsids.xrpc_path(nsids.REPO_CREATE_RECORD)
     indices: Iterator[int] = iter(range(first_index, first_index + records))
     latencies: list[float] = []
-    delivered_before = counter.commits
+    written: set[str] = set()
 
     async def worker() -> None:
         for index in indices:  # one iterator shared by all workers: each post is sent once
@@ -173,18 +195,24 @@ async def write_phase(
                 "record": post_record(index),
             }
             sent = time.perf_counter()
-            await _xrpc_post(http, url, body, account.headers)
+            created = await _xrpc_post(http, url, body, account.headers)
             latencies.append(time.perf_counter() - sent)
+            written.add(_repo_path(created["uri"]))
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     seconds = time.perf_counter() - started
-    seen = await counter.wait_for(delivered_before + records)
+    delivered = await counter.delivered(written)
     return PhaseResult(
         concurrency=concurrency,
         records=records,
         seconds=seconds,
-        p50_ms=percentile(latencies, 50) * 1000,
-        p99_ms=percentile(latencies, 99) * 1000,
-        delivered=seen - delivered_before,
+        latencies=tuple(latencies),
+        delivered=delivered,
     )
+
+
+def _repo_path(uri: str) -> str:
+    """`at://did/collection/rkey` -> `collection/rkey`, the path a commit op names."""
+    collection, rkey = uri.removeprefix("at://").split("/")[1:3]
+    return f"{collection}/{rkey}"

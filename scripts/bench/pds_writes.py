@@ -1,17 +1,20 @@
 """Benchmark: createRecord throughput and latency, our PDS against the official TypeScript PDS.
 
-Run: `.venv/bin/python -m scripts.bench.pds_writes [--records N] [--warmup N]
+Run: `.venv/bin/python -m scripts.bench.pds_writes [--records N] [--warmup N] [--rounds R]
       [--skip-reference] [--reference-dir DIR]`
 
-For each PDS in turn (ours first, then `@atproto/pds` from npm, on the same machine in the same
-invocation, both on 127.0.0.1 with the same local PLC directory): create an account, attach a
-firehose subscriber, write `--warmup` posts, then `--records` posts at concurrency 1 and again at
-concurrency 8, all to that account's repo. Each phase reports records/s, p50/p99 latency and how
-many of its commits the subscriber saw; the ratios to the reference are printed at the end with the
-target (>= 3x the reference's records/s at concurrency 8, p99 no worse).
+Both PDSes run on this machine in this invocation, on 127.0.0.1, with the same local PLC
+directory: ours (`python -m pds`) and `@atproto/pds` from npm. A round gives each a fresh server
+process and data directory, an account and a firehose subscriber, writes `--warmup` posts, then
+`--records` posts at concurrency 1 and again at concurrency 8, all into that account's repo. Each
+phase yields records/s, per-request latencies and how many of its commits the subscriber saw.
+Rounds alternate ours / reference so that load elsewhere on a shared machine hits both; the table
+merges the rounds (total records over total time, latencies pooled for p50/p99) and lists each
+round's records/s to show the spread. The ratios to the reference follow, with the target:
+>= 3x the reference's records/s at concurrency 8, p99 no worse.
 
-Each server is its own process; the driver (aiohttp client + subscriber) is a third, so the client
-side costs both servers the same. The reference is installed in a temporary directory (or
+Each server is its own process and the driver (aiohttp client + subscriber) a third, so the client
+side costs both servers the same. The reference is installed into a temporary directory (or into
 `--reference-dir`, reused on later runs); without Node/npm the script says why and measures ours.
 Results and the machine they were measured on are recorded in docs/benchmarks.md.
 """
@@ -52,14 +55,24 @@ _REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 @dataclass(frozen=True)
 class TargetResult:
+    """One PDS's phases, round by round (each round: a fresh server, account and subscriber)."""
+
     name: str
-    phases: tuple[PhaseResult, ...]
+    rounds: tuple[tuple[PhaseResult, ...], ...]
 
     def at(self, concurrency: int) -> PhaseResult:
-        return next(p for p in self.phases if p.concurrency == concurrency)
+        """The phase at `concurrency`, merged over every round."""
+        return PhaseResult.merge([self._phase(phases, concurrency) for phases in self.rounds])
+
+    def rates(self, concurrency: int) -> list[float]:
+        return [self._phase(phases, concurrency).records_per_s for phases in self.rounds]
+
+    @staticmethod
+    def _phase(phases: Sequence[PhaseResult], concurrency: int) -> PhaseResult:
+        return next(p for p in phases if p.concurrency == concurrency)
 
 
-async def measure(name: str, pds_url: str, *, records: int, warmup: int) -> TargetResult:
+async def measure(pds_url: str, *, records: int, warmup: int) -> tuple[PhaseResult, ...]:
     """Warm-up, then one phase per concurrency, all on one fresh account with a subscriber."""
     connector = aiohttp.TCPConnector(limit=max(CONCURRENCIES) + 1)
     async with aiohttp.ClientSession(connector=connector, timeout=_REQUEST_TIMEOUT) as http:
@@ -83,7 +96,7 @@ async def measure(name: str, pds_url: str, *, records: int, warmup: int) -> Targ
                 await phase(concurrency, records, warmup + number * records)
                 for number, concurrency in enumerate(CONCURRENCIES)
             ]
-    return TargetResult(name=name, phases=tuple(phases))
+    return tuple(phases)
 
 
 @contextlib.asynccontextmanager
@@ -103,12 +116,13 @@ async def plc_directory(workdir: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def our_pds(workdir: Path, plc_url: str) -> AsyncIterator[str]:
+async def our_pds(data_dir: Path, plc_url: str) -> AsyncIterator[str]:
+    """Our PDS in dev mode (as `./scripts/run` starts it); yields its URL."""
     port = free_port()
     env = {
         "PDS_DEV_MODE": "true",
         "PDS_PORT": str(port),
-        "PDS_DATA_DIRECTORY": str(workdir / "ours"),
+        "PDS_DATA_DIRECTORY": str(data_dir),
         "PDS_DID_PLC_URL": plc_url,
         "PDS_RATE_LIMITS_ENABLED": "false",
         "LOG_LEVEL": "WARNING",  # the reference runs with LOG_ENABLED=false
@@ -118,33 +132,53 @@ async def our_pds(workdir: Path, plc_url: str) -> AsyncIterator[str]:
         [sys.executable, "-m", "pds"],
         env=env,
         health_url=f"http://127.0.0.1:{port}/xrpc/_health",
-        log_path=workdir / "ours" / "server.log",
+        log_path=data_dir / "server.log",
         cwd=REPO_ROOT,
     ):
         yield f"http://127.0.0.1:{port}"
 
 
 async def run_all(
-    workdir: Path, reference: ts_pds.ReferenceInstall | None, *, records: int, warmup: int
+    workdir: Path,
+    reference: ts_pds.ReferenceInstall | None,
+    *,
+    records: int,
+    warmup: int,
+    rounds: int,
 ) -> list[TargetResult]:
-    """Measure ours, then the reference, one after the other."""
-    results = []
+    """Alternate ours and the reference `rounds` times, so a burst of load elsewhere on the
+    machine lands on both rather than on whichever ran at that moment."""
+    ours: list[tuple[PhaseResult, ...]] = []
+    theirs: list[tuple[PhaseResult, ...]] = []
     async with plc_directory(workdir) as plc_url:
-        async with our_pds(workdir, plc_url) as url:
-            results.append(await measure(OURS, url, records=records, warmup=warmup))
-        if reference is not None:
-            port = free_port()
-            async with ts_pds.reference_pds(
-                reference,
-                port=port,
-                data_dir=workdir / "reference",
-                plc_url=plc_url,
-                rotation_key_hex=K256Keypair.generate().private_key_hex(),
-            ):
-                name = f"reference (@atproto/pds {reference.pds_version}, {_node(reference)})"
-                url = f"http://127.0.0.1:{port}"
-                results.append(await measure(name, url, records=records, warmup=warmup))
+        for number in range(rounds):
+            async with our_pds(workdir / f"ours-{number}", plc_url) as url:
+                ours.append(await measure(url, records=records, warmup=warmup))
+            if reference is not None:
+                theirs.append(
+                    await _measure_reference(
+                        reference, workdir / f"reference-{number}", plc_url, records, warmup
+                    )
+                )
+    results = [TargetResult(OURS, tuple(ours))]
+    if reference is not None:
+        name = f"reference (@atproto/pds {reference.pds_version}, {_node(reference)})"
+        results.append(TargetResult(name, tuple(theirs)))
     return results
+
+
+async def _measure_reference(
+    install: ts_pds.ReferenceInstall, data_dir: Path, plc_url: str, records: int, warmup: int
+) -> tuple[PhaseResult, ...]:
+    port = free_port()
+    async with ts_pds.reference_pds(
+        install,
+        port=port,
+        data_dir=data_dir,
+        plc_url=plc_url,
+        rotation_key_hex=K256Keypair.generate().private_key_hex(),
+    ):
+        return await measure(f"http://127.0.0.1:{port}", records=records, warmup=warmup)
 
 
 def _node(install: ts_pds.ReferenceInstall) -> str:
@@ -155,19 +189,22 @@ def _node(install: ts_pds.ReferenceInstall) -> str:
 
 
 def format_results(results: Sequence[TargetResult], *, records: int) -> str:
+    rounds = len(results[0].rounds)
     lines = [
-        f"createRecord ({records} app.bsky.feed.post records per phase, one repo, "
-        "firehose subscriber attached)",
+        f"createRecord: {records} app.bsky.feed.post records per phase into one repo, firehose "
+        f"subscriber attached; {rounds} round(s), alternating targets, merged below",
         "",
         f"  {'target':<52} {'conc':>4} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'firehose':>11}",
+        f"{'firehose':>11}  records/s by round",
     ]
     for result in results:
-        for phase in result.phases:
+        for concurrency in CONCURRENCIES:
+            phase = result.at(concurrency)
+            by_round = ", ".join(f"{rate:,.0f}" for rate in result.rates(concurrency))
             lines.append(
-                f"  {result.name:<52} {phase.concurrency:>4} {phase.records_per_s:>10,.1f} "
+                f"  {result.name:<52} {concurrency:>4} {phase.records_per_s:>10,.1f} "
                 f"{phase.p50_ms:>8.2f} {phase.p99_ms:>8.2f} "
-                f"{f'{phase.delivered}/{phase.records}':>11}"
+                f"{f'{phase.delivered}/{phase.records}':>11}  {by_round}"
             )
     return "\n".join(lines)
 
@@ -207,13 +244,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000, help="records per phase")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up records (not measured)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
     parser.add_argument("--skip-reference", action="store_true", help="measure our PDS only")
     parser.add_argument(
         "--reference-dir", type=Path, help="install (or reuse) the reference here, kept afterwards"
     )
     args = parser.parse_args(argv)
-    if args.records < 1 or args.warmup < 0:
-        parser.error("--records must be >= 1 and --warmup >= 0")
+    if args.records < 1 or args.warmup < 0 or args.rounds < 1:
+        parser.error("--records and --rounds must be >= 1, --warmup >= 0")
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores")
     with contextlib.ExitStack() as scratch:
         reference = None
@@ -222,7 +260,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             reference = _prepare_reference(args.reference_dir or _temp_dir(scratch, "reference"))
         workdir = _temp_dir(scratch, "data")
-        results = asyncio.run(run_all(workdir, reference, records=args.records, warmup=args.warmup))
+        results = asyncio.run(
+            run_all(
+                workdir, reference, records=args.records, warmup=args.warmup, rounds=args.rounds
+            )
+        )
     print(format_results(results, records=args.records))
     if len(results) == 2:
         print(format_ratios(results[0], results[1]))

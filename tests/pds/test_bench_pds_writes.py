@@ -16,12 +16,12 @@ from scripts.bench._write_load import PhaseResult, post_record
 
 ROW = re.compile(
     r"^\s+ours \(python -m pds\)\s+(?P<conc>\d+)\s+(?P<rate>[\d,.]+)\s+(?P<p50>[\d.]+)\s+"
-    r"(?P<p99>[\d.]+)\s+(?P<seen>\d+)/(?P<sent>\d+)$"
+    r"(?P<p99>[\d.]+)\s+(?P<seen>\d+)/(?P<sent>\d+)\s+(?P<rounds>[\d,. ]+)$"
 )
 
 
 def test_driver_measures_our_pds_at_each_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
-    pds_writes.main(["--records", "6", "--warmup", "2", "--skip-reference"])
+    pds_writes.main(["--records", "6", "--warmup", "2", "--rounds", "2", "--skip-reference"])
     out = capsys.readouterr().out
     assert "reference: skipped (--skip-reference)" in out
     rows = [match for line in out.splitlines() if (match := ROW.match(line))]
@@ -29,25 +29,39 @@ def test_driver_measures_our_pds_at_each_concurrency(capsys: pytest.CaptureFixtu
     for row in rows:
         assert float(row["rate"].replace(",", "")) > 0
         assert 0 < float(row["p50"]) <= float(row["p99"])
-        assert int(row["seen"]) == int(row["sent"]) == 6  # every write reached the subscriber
+        assert int(row["seen"]) == int(row["sent"]) == 12  # every write reached the subscriber
+        assert len(row["rounds"].split(", ")) == 2
     assert "ours / reference" not in out  # no ratios without the reference
+
+
+def _phase(concurrency: int, rate: float, latency_ms: float) -> PhaseResult:
+    return PhaseResult(
+        concurrency=concurrency,
+        records=100,
+        seconds=100 / rate,
+        latencies=(latency_ms / 1000,) * 100,
+        delivered=100,
+    )
 
 
 def _target(
     name: str, rates: tuple[float, float], p99s: tuple[float, float]
 ) -> pds_writes.TargetResult:
     phases = tuple(
-        PhaseResult(
-            concurrency=c,
-            records=100,
-            seconds=100 / rate,
-            p50_ms=p99 / 2,
-            p99_ms=p99,
-            delivered=100,
-        )
+        _phase(c, rate, p99)
         for c, rate, p99 in zip(pds_writes.CONCURRENCIES, rates, p99s, strict=True)
     )
-    return pds_writes.TargetResult(name=name, phases=phases)
+    return pds_writes.TargetResult(name=name, rounds=(phases,))
+
+
+def test_rounds_merge_as_total_records_over_total_time() -> None:
+    merged = PhaseResult.merge([_phase(8, 100.0, 5.0), _phase(8, 300.0, 20.0)])
+    assert merged.records == merged.delivered == 200
+    assert merged.records_per_s == pytest.approx(200 / (1.0 + 1 / 3))
+    assert merged.p50_ms == pytest.approx(5.0)  # pooled: half the samples at each latency
+    assert merged.p99_ms == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="one concurrency"):
+        PhaseResult.merge([_phase(1, 100.0, 5.0), _phase(8, 100.0, 5.0)])
 
 
 @pytest.mark.parametrize(
