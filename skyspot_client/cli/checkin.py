@@ -11,9 +11,16 @@ from pathlib import Path
 
 from atproto_client.exceptions import AtProtocolError
 
-from atcore.checkin import AddressLocation, CheckinError, Precision
+from atcore.checkin import (
+    AddressLocation,
+    CheckinError,
+    Precision,
+    checkin_to_data,
+    parse_checkin,
+)
 from skyspot_client.cli.common import UsageError, add_login_arguments, fail, login
 from skyspot_client.client import PostedCheckin, UnexpectedReply, post_checkin
+from skyspot_client.compose import compose_checkin
 from skyspot_client.photos import PhotoInput
 
 EXAMPLE = """\
@@ -67,24 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         photos = _photos(args.photo, args.alt)
+        options = {
+            "lat": args.lat,
+            "lon": args.lon,
+            "place": args.place,
+            "text": args.text,
+            "category": args.category,
+            "venue_uri": args.venue_uri,
+            "precision": args.precision,
+            "address": _address(args),
+            "fsq_place_id": args.fsq_id,
+            "langs": args.lang,
+            "visited_at": _when(args.visited_at),
+        }
+        # Every rule that does not need the account, before logging in or uploading anything.
+        parse_checkin(checkin_to_data(compose_checkin(**options)))
         client, did = login(args)
         try:
-            posted = post_checkin(
-                client,
-                did=did,
-                lat=args.lat,
-                lon=args.lon,
-                place=args.place,
-                text=args.text,
-                photos=photos,
-                category=args.category,
-                venue_uri=args.venue_uri,
-                precision=args.precision,
-                address=_address(args),
-                fsq_place_id=args.fsq_id,
-                langs=args.lang,
-                visited_at=_when(args.visited_at),
-            )
+            posted = post_checkin(client, did=did, photos=photos, **options)
         finally:
             client.request.close()
     except UsageError as exc:
