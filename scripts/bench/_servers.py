@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,11 @@ async def server_process(
         try:
             await _wait_healthy(name, process, health_url, log_path)
             yield RunningServer(name=name, pid=process.pid, log_path=log_path)
+        except Exception:
+            # The data directory (and the log in it) is usually temporary: show the server's
+            # side of whatever went wrong before it is gone.
+            print(f"--- last lines of the {name} log:\n{log_tail(log_path)}", file=sys.stderr)
+            raise
         finally:
             await _stop(process)
 
