@@ -130,7 +130,8 @@ def test_checkin_script_writes_one_commit(pds_stack: Stack, tmp_path: Path) -> N
     ("args", "status", "message"),
     [
         (["--lat", "91", "--lon", "0"], 1, "record/locations/0/latitude"),
-        (["--lat", "1.12345678", "--lon", "0"], 1, "record/locations/0/latitude"),
+        (["--lat", "north", "--lon", "0"], 1, "record/locations/0/latitude must be a number"),
+        (["--lat", "1", "--lon", "0", "--precision", "city", "--fsq-id", "4b0"], 1, "Foursquare"),
         (["--lat", "1", "--lon", "0", "--alt", "no photo"], 2, "one --alt per --photo"),
         (
             ["--lat", "1", "--lon", "0", "--precision", "city", "--street", "1 Main St"],
@@ -224,7 +225,7 @@ def _count_checkins(stack: Stack, dids: list[str]) -> int:
 def test_publish_feed_writes_updates_and_deletes(pds_stack: Stack, tmp_path: Path) -> None:
     did, env = login_env(pds_stack, "feed")
     avatar = tmp_path / "avatar.png"
-    Image.effect_noise((900, 900), 90).convert("RGB").save(avatar)
+    Image.effect_noise((720, 720), 90).convert("RGB").save(avatar)
     assert avatar.stat().st_size > 1_000_000
     base = ["--rkey", "nearby", "--service-did", "did:web:feeds.example.com"]
     done = run(
