@@ -68,7 +68,7 @@ class FeedQueries:
         statement = (
             select(_C.lat_e6, _C.lon_e6, *_CELL_COLUMNS)
             .where(_C.author_did == did, _C.visible)
-            .order_by(_C.sort_at.desc())
+            .order_by(_C.sort_at.desc(), _C.collection.desc(), _C.rkey.desc())  # deterministic
             .limit(1)
         )
         async with self._engine.connect() as conn:
