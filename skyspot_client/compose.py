@@ -140,14 +140,16 @@ def compose_checkin(
 def build_checkin_writes(did: str, checkin: Checkin, *, rkey: str | None = None) -> CheckinWrites:
     """Both records under one record key (a TID at `createdAt` unless given), checked locally."""
     key = rkey if rkey is not None else checkin_rkey(checkin.created_at)
+    # The same rules the PDS enforces, before anything is uploaded or written (and before the
+    # post is composed from fields that might be malformed).
+    parse_checkin(checkin_to_data(checkin), author=did, rkey=key)
     post_uri = AtUri.make(did, nsids.BSKY_FEED_POST, key)
     checkin_uri = AtUri.make(did, nsids.SKYSPOT_CHECKIN, key)
     post_record = compose_post(checkin, checkin_uri=checkin_uri)
     post_cid, _block = dagcbor.cid_of(json_to_data(post_record))
     linked = dataclasses.replace(checkin, post=StrongRef(post_uri, post_cid))
     data = checkin_to_data(linked)
-    # The same rules the PDS enforces, before anything is uploaded or written.
-    parse_checkin(data, author=did, rkey=key)
+    parse_checkin(data, author=did, rkey=key)  # and the post reference, now that it is set
     checkin_cid, _block = dagcbor.cid_of(data)
     return CheckinWrites(
         did=did,

@@ -101,6 +101,14 @@ def test_bad_inputs_fail_before_any_request() -> None:
         )
 
 
+def test_malformed_facets_are_a_checkin_error() -> None:
+    checkin = compose_checkin(
+        lat=1, lon=1, place="X", text="hi", facets=[{"index": {"byteStart": 0}, "features": []}]
+    )
+    with pytest.raises(CheckinError, match="record/facets/0/index"):
+        build_checkin_writes(DID, checkin, rkey=RKEY)
+
+
 def test_writes_share_one_rkey_and_reference_each_other(catalog: Catalog) -> None:
     checkin = compose_checkin(
         lat=38.7139,
