@@ -25,6 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from atproto import Client
+
 from atcore import nsids
 from atcore.checkin import MAX_PHOTOS, AspectRatio, Checkin, CheckinError, Photo
 from atcore.cid import CID
@@ -32,6 +34,7 @@ from atcore.datajson import BlobRef, DataModelError
 from atcore.syntax import AtUri
 from skyspot_client.compose import (
     CheckinWrites,
+    Degrees,
     build_checkin_writes,
     checkin_rkey,
     compose_checkin,
@@ -60,10 +63,10 @@ class PostedCheckin:
 
 
 def post_checkin(
-    client: Any,
+    client: Client,
     *,
-    lat: Any,
-    lon: Any,
+    lat: Degrees,
+    lon: Degrees,
     place: str,
     text: str | None = None,
     photos: Sequence[PhotoInput] = (),
@@ -86,7 +89,7 @@ def post_checkin(
     return apply_checkin_writes(client, writes)
 
 
-def upload_photo(client: Any, photo: PhotoInput) -> Photo:
+def upload_photo(client: Client, photo: PhotoInput) -> Photo:
     """Upload one photo (metadata stripped) and return it as a check-in photo."""
     prepared = prepare_photo(photo)
     response = client.invoke_procedure(
@@ -103,7 +106,7 @@ def upload_photo(client: Any, photo: PhotoInput) -> Photo:
     return Photo(ref, prepared.alt, None if ratio is None else AspectRatio(*ratio))
 
 
-def apply_checkin_writes(client: Any, writes: CheckinWrites) -> PostedCheckin:
+def apply_checkin_writes(client: Client, writes: CheckinWrites) -> PostedCheckin:
     """One applyWrites creating the post and the check-in; checks the CIDs the PDS reports.
 
     The body is sent as the exact JSON built here: the SDK's models would re-serialize the post
@@ -151,7 +154,7 @@ def _check_photo_inputs(photos: Sequence[PhotoInput]) -> None:
             )
 
 
-def _session_did(client: Any) -> str:
+def _session_did(client: Client) -> str:
     me = getattr(client, "me", None)
     if me is not None and getattr(me, "did", None):
         return str(me.did)
