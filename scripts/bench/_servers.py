@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ import aiohttp
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 _POLL_INTERVAL_S = 0.1
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ServerError(ValueError):
@@ -34,8 +36,23 @@ class ServerError(ValueError):
 @dataclass(frozen=True)
 class RunningServer:
     name: str
+    url: str
     pid: int
     log_path: Path
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process (all its threads) has used so far.
+
+        Read from /proc, so Linux only (NaN elsewhere). On a shared machine this is steadier
+        than wall-clock throughput: time the server spends waiting for a core is not counted.
+        """
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return math.nan
+        # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
 def free_port() -> int:
@@ -59,11 +76,12 @@ async def server_process(
     argv: Sequence[str],
     *,
     env: Mapping[str, str],
-    health_url: str,
+    url: str,
+    health_path: str,
     log_path: Path,
     cwd: Path | None = None,
 ) -> AsyncIterator[RunningServer]:
-    """Run `argv` until the block ends; yields once `health_url` answers 200."""
+    """Run `argv` (serving at `url`) until the block ends; yields once `health_path` answers 200."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
@@ -76,8 +94,8 @@ async def server_process(
             start_new_session=True,  # a Ctrl-C in the driver's terminal is ours to forward
         )
         try:
-            await _wait_healthy(name, process, health_url, log_path)
-            yield RunningServer(name=name, pid=process.pid, log_path=log_path)
+            await _wait_healthy(name, process, url + health_path, log_path)
+            yield RunningServer(name=name, url=url, pid=process.pid, log_path=log_path)
         except Exception:
             # The data directory (and the log in it) is usually temporary: show the server's
             # side of whatever went wrong before it is gone.

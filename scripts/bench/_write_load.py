@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +52,11 @@ class PhaseResult:
     seconds: float
     latencies: tuple[float, ...]
     delivered: int  # commit events for these writes seen on the firehose
+    server_cpu_s: float  # CPU time the server process used during the phase
+
+    @property
+    def cpu_ms_per_record(self) -> float:
+        return self.server_cpu_s / self.records * 1000
 
     @property
     def records_per_s(self) -> float:
@@ -76,6 +81,7 @@ class PhaseResult:
             seconds=sum(r.seconds for r in rounds),
             latencies=tuple(x for r in rounds for x in r.latencies),
             delivered=sum(r.delivered for r in rounds),
+            server_cpu_s=sum(r.server_cpu_s for r in rounds),
         )
 
 
@@ -176,12 +182,15 @@ async def write_phase(
     pds_url: str,
     account: Account,
     counter: FirehoseCounter,
+    server_cpu: Callable[[], float],
     *,
     records: int,
     concurrency: int,
     first_index: int = 0,
 ) -> PhaseResult:
-    """`records` createRecord calls from `concurrency` workers sharing one queue of posts."""
+    """`records` createRecord calls from `concurrency` workers sharing one queue of posts.
+
+    `server_cpu` reads the server's CPU clock (seconds), sampled at both ends of the phase."""
     url = pds_url + nsids.xrpc_path(nsids.REPO_CREATE_RECORD)
     indices: Iterator[int] = iter(range(first_index, first_index + records))
     latencies: list[float] = []
@@ -199,9 +208,9 @@ async def write_phase(
             latencies.append(time.perf_counter() - sent)
             written.add(_repo_path(created["uri"]))
 
-    started = time.perf_counter()
+    cpu_before, started = server_cpu(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, server_cpu() - cpu_before
     delivered = await counter.delivered(written)
     return PhaseResult(
         concurrency=concurrency,
@@ -209,6 +218,7 @@ async def write_phase(
         seconds=seconds,
         latencies=tuple(latencies),
         delivered=delivered,
+        server_cpu_s=cpu,
     )
 
 

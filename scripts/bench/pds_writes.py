@@ -37,7 +37,7 @@ import aiohttp
 
 from atcore.crypto import K256Keypair
 from scripts.bench import ts_pds
-from scripts.bench._servers import free_port, server_process
+from scripts.bench._servers import RunningServer, free_port, server_process
 from scripts.bench._write_load import (
     PhaseResult,
     create_account,
@@ -72,8 +72,9 @@ class TargetResult:
         return next(p for p in phases if p.concurrency == concurrency)
 
 
-async def measure(pds_url: str, *, records: int, warmup: int) -> tuple[PhaseResult, ...]:
+async def measure(server: RunningServer, *, records: int, warmup: int) -> tuple[PhaseResult, ...]:
     """Warm-up, then one phase per concurrency, all on one fresh account with a subscriber."""
+    pds_url = server.url
     connector = aiohttp.TCPConnector(limit=max(CONCURRENCIES) + 1)
     async with aiohttp.ClientSession(connector=connector, timeout=_REQUEST_TIMEOUT) as http:
         account = await create_account(http, pds_url)
@@ -85,6 +86,7 @@ async def measure(pds_url: str, *, records: int, warmup: int) -> tuple[PhaseResu
                     pds_url,
                     account,
                     counter,
+                    server.cpu_seconds,
                     records=count,
                     concurrency=concurrency,
                     first_index=first_index,
@@ -108,7 +110,8 @@ async def plc_directory(workdir: Path) -> AsyncIterator[str]:
         "local PLC directory",
         [sys.executable, "-m", "pds.plc"],
         env={"PLC_PORT": str(port), "PLC_DATA_DIRECTORY": str(workdir / "plc")},
-        health_url=f"http://127.0.0.1:{port}/_health",
+        url=f"http://127.0.0.1:{port}",
+        health_path="/_health",
         log_path=workdir / "plc" / "server.log",
         cwd=REPO_ROOT,
     ):
@@ -116,8 +119,8 @@ async def plc_directory(workdir: Path) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def our_pds(data_dir: Path, plc_url: str) -> AsyncIterator[str]:
-    """Our PDS in dev mode (as `./scripts/run` starts it); yields its URL."""
+async def our_pds(data_dir: Path, plc_url: str) -> AsyncIterator[RunningServer]:
+    """Our PDS in dev mode, as `./scripts/run` starts it."""
     port = free_port()
     env = {
         "PDS_DEV_MODE": "true",
@@ -131,11 +134,12 @@ async def our_pds(data_dir: Path, plc_url: str) -> AsyncIterator[str]:
         OURS,
         [sys.executable, "-m", "pds"],
         env=env,
-        health_url=f"http://127.0.0.1:{port}/xrpc/_health",
+        url=f"http://127.0.0.1:{port}",
+        health_path="/xrpc/_health",
         log_path=data_dir / "server.log",
         cwd=REPO_ROOT,
-    ):
-        yield f"http://127.0.0.1:{port}"
+    ) as server:
+        yield server
 
 
 async def run_all(
@@ -152,8 +156,8 @@ async def run_all(
     theirs: list[tuple[PhaseResult, ...]] = []
     async with plc_directory(workdir) as plc_url:
         for number in range(rounds):
-            async with our_pds(workdir / f"ours-{number}", plc_url) as url:
-                ours.append(await measure(url, records=records, warmup=warmup))
+            async with our_pds(workdir / f"ours-{number}", plc_url) as server:
+                ours.append(await measure(server, records=records, warmup=warmup))
             if reference is not None:
                 theirs.append(
                     await _measure_reference(
@@ -177,8 +181,8 @@ async def _measure_reference(
         data_dir=data_dir,
         plc_url=plc_url,
         rotation_key_hex=K256Keypair.generate().private_key_hex(),
-    ):
-        return await measure(f"http://127.0.0.1:{port}", records=records, warmup=warmup)
+    ) as server:
+        return await measure(server, records=records, warmup=warmup)
 
 
 def _node(install: ts_pds.ReferenceInstall) -> str:
@@ -195,7 +199,7 @@ def format_results(results: Sequence[TargetResult], *, records: int) -> str:
         f"subscriber attached; {rounds} round(s), alternating targets, merged below",
         "",
         f"  {'target':<52} {'conc':>4} {'records/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'firehose':>11}  records/s by round",
+        f"{'CPU ms/rec':>10} {'firehose':>11}  records/s by round",
     ]
     for result in results:
         for concurrency in CONCURRENCIES:
@@ -203,9 +207,10 @@ def format_results(results: Sequence[TargetResult], *, records: int) -> str:
             by_round = ", ".join(f"{rate:,.0f}" for rate in result.rates(concurrency))
             lines.append(
                 f"  {result.name:<52} {concurrency:>4} {phase.records_per_s:>10,.1f} "
-                f"{phase.p50_ms:>8.2f} {phase.p99_ms:>8.2f} "
+                f"{phase.p50_ms:>8.2f} {phase.p99_ms:>8.2f} {phase.cpu_ms_per_record:>10.2f} "
                 f"{f'{phase.delivered}/{phase.records}':>11}  {by_round}"
             )
+    lines.append("  (CPU ms/rec: the server process's own CPU time per record, all threads)")
     return "\n".join(lines)
 
 
@@ -215,8 +220,10 @@ def format_ratios(ours: TargetResult, reference: TargetResult) -> str:
         mine, theirs = ours.at(concurrency), reference.at(concurrency)
         lines.append(
             f"  concurrency {concurrency}: {mine.records_per_s / theirs.records_per_s:.2f}x "
-            f"records/s, p50 {mine.p50_ms / theirs.p50_ms:.2f}x, "
-            f"p99 {mine.p99_ms / theirs.p99_ms:.2f}x (latency: lower is better)"
+            f"records/s; p50 {mine.p50_ms / theirs.p50_ms:.2f}x, "
+            f"p99 {mine.p99_ms / theirs.p99_ms:.2f}x, "
+            f"CPU/record {mine.cpu_ms_per_record / theirs.cpu_ms_per_record:.2f}x "
+            "(lower is better)"
         )
     mine, theirs = ours.at(TARGET_CONCURRENCY), reference.at(TARGET_CONCURRENCY)
     met = (

@@ -194,7 +194,8 @@ async def reference_pds(
         f"reference PDS ({PDS_PACKAGE} {install.pds_version})",
         [str(install.node), str(launcher)],
         env=env,
-        health_url=f"http://127.0.0.1:{port}/xrpc/_health",
+        url=f"http://127.0.0.1:{port}",
+        health_path="/xrpc/_health",
         log_path=data_dir / "server.log",
         cwd=install.directory,
     ) as server:

@@ -16,7 +16,8 @@ from scripts.bench._write_load import PhaseResult, post_record
 
 ROW = re.compile(
     r"^\s+ours \(python -m pds\)\s+(?P<conc>\d+)\s+(?P<rate>[\d,.]+)\s+(?P<p50>[\d.]+)\s+"
-    r"(?P<p99>[\d.]+)\s+(?P<seen>\d+)/(?P<sent>\d+)\s+(?P<rounds>[\d,. ]+)$"
+    r"(?P<p99>[\d.]+)\s+(?P<cpu>[\d.]+|nan)\s+(?P<seen>\d+)/(?P<sent>\d+)\s+"
+    r"(?P<rounds>[\d,. ]+)$"
 )
 
 
@@ -29,6 +30,7 @@ def test_driver_measures_our_pds_at_each_concurrency(capsys: pytest.CaptureFixtu
     for row in rows:
         assert float(row["rate"].replace(",", "")) > 0
         assert 0 < float(row["p50"]) <= float(row["p99"])
+        assert row["cpu"] == "nan" or float(row["cpu"]) >= 0  # clock ticks: 0 on tiny runs
         assert int(row["seen"]) == int(row["sent"]) == 12  # every write reached the subscriber
         assert len(row["rounds"].split(", ")) == 2
     assert "ours / reference" not in out  # no ratios without the reference
@@ -41,6 +43,7 @@ def _phase(concurrency: int, rate: float, latency_ms: float) -> PhaseResult:
         seconds=100 / rate,
         latencies=(latency_ms / 1000,) * 100,
         delivered=100,
+        server_cpu_s=100 / rate / 2,
     )
 
 
@@ -57,6 +60,7 @@ def _target(
 def test_rounds_merge_as_total_records_over_total_time() -> None:
     merged = PhaseResult.merge([_phase(8, 100.0, 5.0), _phase(8, 300.0, 20.0)])
     assert merged.records == merged.delivered == 200
+    assert merged.server_cpu_s == pytest.approx((1.0 + 1 / 3) / 2)
     assert merged.records_per_s == pytest.approx(200 / (1.0 + 1 / 3))
     assert merged.p50_ms == pytest.approx(5.0)  # pooled: half the samples at each latency
     assert merged.p99_ms == pytest.approx(20.0)
