@@ -8,6 +8,7 @@ whatever the client's `validate` flag, and leave the repository untouched.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.parse
@@ -15,13 +16,14 @@ import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
-from atcore import nsids
+from atcore import frames, nsids
 from atcore.checkin import CheckinError, Precision
 from skyspot_client import PhotoInput, post_checkin
 from skyspot_client.post import CHECKIN_FIELD
-from tests.pds.stack import Stack
+from tests.pds.stack import Stack, account_events
 from tests.skyspot_client.support import (
     NewUser,
     User,
@@ -246,3 +248,38 @@ def test_pds_accepts_a_valid_checkin_written_by_hand(pds_stack: Stack, new_user:
     status, reply = procedure(pds_stack, user, nsids.REPO_CREATE_RECORD, body)
     assert status == 200, reply
     assert reply["validationStatus"] == "valid"  # validated although the client said not to
+
+
+async def test_the_firehose_carries_both_records_in_one_event(
+    pds_stack: Stack, new_user: NewUser
+) -> None:
+    user = await asyncio.to_thread(new_user)
+    photo = PhotoInput(jpeg(), "A yellow tram")
+    posted = await asyncio.to_thread(
+        post_checkin, user.client, lat=38.7114, lon=-9.1367, place="Tram 28", photos=[photo]
+    )
+    stored = [body for kind, body in await account_events(pds_stack, user.did) if kind == "commit"]
+    seq = stored[-1]["seq"]
+    query = urllib.parse.urlencode({"cursor": seq - 1})
+    async with (
+        aiohttp.ClientSession() as http_session,
+        http_session.ws_connect(f"{pds_stack.xrpc(nsids.SYNC_SUBSCRIBE_REPOS)}?{query}") as ws,
+    ):
+        message = await asyncio.wait_for(ws.receive_bytes(), timeout=30)
+    frame = frames.decode(message)
+    assert isinstance(frame, frames.MessageFrame)
+    assert frame.type == "#commit"
+    assert (frame.body["seq"], frame.body["repo"], frame.body["rev"]) == (
+        seq,
+        user.did,
+        posted.rev,
+    )
+    records = commit_records(frame.body)
+    assert set(records) == {
+        f"{nsids.BSKY_FEED_POST}/{posted.rkey}",
+        f"{nsids.SKYSPOT_CHECKIN}/{posted.rkey}",
+    }
+    post = records[f"{nsids.BSKY_FEED_POST}/{posted.rkey}"]
+    checkin = records[f"{nsids.SKYSPOT_CHECKIN}/{posted.rkey}"]
+    assert post["embed"]["images"] == checkin["photos"]
+    assert str(checkin["post"]["cid"]) == str(posted.post_cid)
