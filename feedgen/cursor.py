@@ -9,8 +9,8 @@ string of a fixed binary layout, version 1:
     i64  t0_ms, i64 window_ms
     u8   1 when anchored, else 0
     [anchored] i32 lat_e6, i32 lon_e6, u8 first band, 3 x i64 penalties of bands 1..3
-    u8   last band, i64 last sort_at
-    ...  last check-in as `at://<did>/<collection>/<rkey>` (UTF-8, the rest of the bytes)
+    u8   last band, i64 last sort_at, u16 n
+    n    last check-in as `at://<did>/<collection>/<rkey>` (UTF-8), ending the cursor exactly
 
 Decoding checks every field (ranges, the plan's own invariants, the position inside the window,
 the key's syntax), so a client can only ever hand back a cursor that means something; anything
@@ -41,7 +41,7 @@ MAX_PENALTY_MS: Final = 1 << 44  # ~557 years
 
 _HEADER: Final = struct.Struct(">BIqqB")
 _ANCHOR: Final = struct.Struct(">iiB" + "q" * (BAND_COUNT - 1))
-_POSITION: Final = struct.Struct(">Bq")
+_POSITION: Final = struct.Struct(">BqH")
 
 
 class BadCursor(ValueError):
@@ -70,9 +70,10 @@ def encode_cursor(cursor: Cursor, feed_uri: str) -> str:
         parts.append(
             _ANCHOR.pack(anchor.lat_e6, anchor.lon_e6, anchor.first_band, *plan.penalties[1:])
         )
-    parts.append(_POSITION.pack(last.band, last.sort_at))
     key = last.key
-    parts.append(f"at://{key.author_did}/{key.collection}/{key.rkey}".encode())
+    key_bytes = f"at://{key.author_did}/{key.collection}/{key.rkey}".encode()
+    parts.append(_POSITION.pack(last.band, last.sort_at, len(key_bytes)))
+    parts.append(key_bytes)
     return base64.urlsafe_b64encode(b"".join(parts)).rstrip(b"=").decode("ascii")
 
 
@@ -93,10 +94,13 @@ def decode_cursor(text: str, feed_uri: str) -> Cursor:
     anchor, penalties, offset = _read_anchor(raw, offset) if anchored else (None, (0,), offset)
     plan = _plan(t0_ms, window_ms, anchor, penalties)
     try:
-        band, sort_at = _POSITION.unpack_from(raw, offset)
+        band, sort_at, key_length = _POSITION.unpack_from(raw, offset)
     except struct.error as exc:
         raise BadCursor("cursor is truncated") from exc
-    key = _key(raw[offset + _POSITION.size :])
+    offset += _POSITION.size
+    if len(raw) != offset + key_length:
+        raise BadCursor("cursor is truncated or has trailing bytes")
+    key = _key(raw[offset:])
     if not plan.first_band <= band < plan.band_count or not plan.in_window(sort_at):
         raise BadCursor("cursor position is outside its own feed")
     return Cursor(plan=plan, last=Position(band=band, sort_at=sort_at, key=key))
