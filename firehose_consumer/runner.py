@@ -178,7 +178,10 @@ class Pipeline:
                 return await queries.load_repo_state(conn, did)
 
         states = RepoStates(load_state, tracked)
-        trackers = {name: SeqTracker(seq) for name, seq in cursors.items()}
+        start = settings.start_cursor
+        trackers = {
+            name: SeqTracker(seq if seq is not None else start) for name, seq in cursors.items()
+        }
         return cls(
             settings=settings, metrics=metrics, engine=engine, reader_engine=reader_engine,
             session=session, states=states, trackers=trackers,
@@ -215,10 +218,9 @@ class Pipeline:
             await self._until_done(stopper, reader_tasks, writer_task, dispatcher)
         finally:
             reader_stop.set()
-            await asyncio.gather(*reader_tasks, return_exceptions=True)
-            for task in (dispatcher, scheduler, stopper, *self._background):
+            for task in (*reader_tasks, dispatcher, scheduler, stopper, *self._background):
                 task.cancel()
-            await asyncio.gather(dispatcher, scheduler, stopper, *self._background,
+            await asyncio.gather(*reader_tasks, dispatcher, scheduler, stopper, *self._background,
                                  return_exceptions=True)  # fmt: skip
             await self._drain_lanes()
             writer_stop.set()

@@ -5,6 +5,8 @@ Variables (defaults in brackets):
 - FIREHOSE_SERVICES (required): comma-separated ws(s)/http(s) URLs or host names;
 - DATABASE_URL [sqlite+aiosqlite:///./data/index.sqlite]: the index;
 - DID_PLC_URL [https://plc.directory];
+- CONSUMER_START_CURSOR [none: live]: where a source with no stored cursor starts (`0` = the
+  host's whole backfill window, right for a fresh index of our own PDS);
 - CONSUMER_METRICS_PORT [9102; `off` disables, 0 picks a free port], CONSUMER_METRICS_HOST
   [127.0.0.1]: /metrics and /health;
 - CONSUMER_DEV_MODE [false]: allow plain http to loopback PDS and did:web hosts;
@@ -79,6 +81,7 @@ class ConsumerSettings:
     sources: tuple[Source, ...]
     database_url: str = DEFAULT_URL
     did_plc_url: str = DEFAULT_PLC_URL
+    start_cursor: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9102
     dev_mode: bool = False
@@ -115,6 +118,7 @@ class ConsumerSettings:
             sources=sources,
             database_url=database_url,
             did_plc_url=env.get("DID_PLC_URL", DEFAULT_PLC_URL).rstrip("/"),
+            start_cursor=_cursor(env, "CONSUMER_START_CURSOR"),
             metrics_host=env.get("CONSUMER_METRICS_HOST", "127.0.0.1"),
             metrics_port=_port(env, "CONSUMER_METRICS_PORT", 9102),
             dev_mode=_flag(env, "CONSUMER_DEV_MODE", False),
@@ -157,6 +161,15 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     if number <= 0:
         raise SettingsError(f"{name}: must be positive")
     return number
+
+
+def _cursor(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise SettingsError(f"{name}: not a non-negative integer: {value!r}")
+    return int(value)
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int | None:

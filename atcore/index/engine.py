@@ -111,13 +111,15 @@ def _sqlite_engine(url: URL, read_only: bool, pool_size: int, busy_ms: int) -> A
         # SQLAlchemy issues BEGIN itself (the driver's implicit transactions are unreliable).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process (only an OS crash can lose the last
-        # commits), and the cursor row is in the same transaction, so nothing is ever skipped.
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # First, so that the journal-mode switch below waits for other connections' locks.
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         if read_only:
-            cursor.execute("PRAGMA query_only=ON")
+            cursor.execute("PRAGMA query_only=ON")  # WAL is a property of the file: writers set it
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process (only an OS crash can lose the last
+            # commits), and the cursor row is in the same transaction, so nothing is skipped.
+            cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
