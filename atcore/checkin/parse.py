@@ -186,11 +186,14 @@ def _post(value: object, author: str | None, rkey: str | None) -> StrongRef:
         uri = parse_at_uri(uri_text) if type(uri_text) is str else None
     except InvalidSyntax:
         uri = None
-    if uri is None or uri.collection != nsids.BSKY_FEED_POST or uri.rkey is None:
+    # Split once: the typed accessors re-validate on every call, and this is the hot path.
+    authority, _, path_part = (uri or "").removeprefix("at://").partition("/")
+    collection, _, key = path_part.partition("/")
+    if uri is None or collection != nsids.BSKY_FEED_POST or not key or "/" in key:
         raise CheckinError(f"{path}/uri", f"must be the at:// URI of an {nsids.BSKY_FEED_POST}")
-    if uri.did is None or (author is not None and uri.did != author):
+    if not authority.startswith("did:") or (author is not None and authority != author):
         raise CheckinError(f"{path}/uri", "must name a post in the author's repository, by DID")
-    if rkey is not None and uri.rkey != rkey:
+    if rkey is not None and key != rkey:
         raise CheckinError(f"{path}/uri", f"must use the check-in's record key ({rkey})")
     try:
         cid = CID.parse(cid_text) if type(cid_text) is str else None
