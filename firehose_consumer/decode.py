@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from atcore import frames, nsids
+from atcore.syntax import is_valid_did
 from firehose_consumer.events import (
     AccountEvent,
     CommitEvent,
@@ -105,8 +106,10 @@ def _message(kind: str | None, body: dict[str, Any], interest: Interest, limits:
     if kind not in ("#sync", "#identity", "#account"):
         return Skipped(_seq_of(body), "unknown_type")
     did = body.get("did")
-    if not isinstance(did, str) or not interest(did, False):
-        return Skipped(_seq_of(body), "filtered") if isinstance(did, str) else _bad(body, "did")
+    if not isinstance(did, str) or not is_valid_did(did) or _seq_of(body) is None:
+        return Rejected(_seq_of(body), "invalid_event", f"{kind}: 'did' or 'seq' invalid")
+    if not interest(did, False):
+        return Skipped(_seq_of(body), "filtered")
     if kind == "#sync":
         return _sized(parse_sync(body), limits)
     if kind == "#identity":
@@ -116,8 +119,10 @@ def _message(kind: str | None, body: dict[str, Any], interest: Interest, limits:
 
 def _commit(body: dict[str, Any], interest: Interest, limits: Limits) -> Decoded:
     repo, ops = body.get("repo"), body.get("ops")
-    if not isinstance(repo, str) or not isinstance(ops, list):
-        return Rejected(_seq_of(body), "invalid_event", "#commit: 'repo' or 'ops' missing")
+    if not isinstance(repo, str) or not isinstance(ops, list) or _seq_of(body) is None:
+        return Rejected(_seq_of(body), "invalid_event", "#commit: 'repo', 'ops' or 'seq' missing")
+    if not is_valid_did(repo):  # even a skipped commit must be well-formed: its seq counts
+        return Rejected(_seq_of(body), "invalid_event", "#commit: 'repo' is not a DID")
     touches = any(
         isinstance(op, dict) and str(op.get("path", "")).startswith(CHECKIN_PREFIX) for op in ops
     )
@@ -130,10 +135,6 @@ def _sized(event: CommitEvent | SyncEvent, limits: Limits) -> CommitEvent | Sync
     if len(event.blocks) > limits.max_blocks_bytes:
         return Rejected(event.seq, "oversized_blocks", f"{len(event.blocks)} bytes")
     return event
-
-
-def _bad(body: dict[str, Any], field: str) -> Rejected:
-    return Rejected(_seq_of(body), "invalid_event", f"'{field}' missing or not a string")
 
 
 def _seq_of(body: dict[str, Any]) -> int | None:

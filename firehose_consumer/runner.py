@@ -287,12 +287,13 @@ class Pipeline:
 
     def _route(self, source: Source, decoded: object) -> None:
         tracker = self.trackers[source.name]
-        if isinstance(decoded, Skipped | Rejected):
-            if isinstance(decoded, Rejected):
-                self.metrics.invalid.labels(decoded.reason).inc()
-                log.info("%s: rejected frame (%s) %s", source.name, decoded.reason, decoded.detail)
-            else:
-                self.metrics.skipped.labels(decoded.reason).inc()
+        if isinstance(decoded, Rejected):
+            # Its seq is as untrustworthy as the rest of it: never let it move the cursor.
+            self.metrics.invalid.labels(decoded.reason).inc()
+            log.info("%s: rejected frame (%s) %s", source.name, decoded.reason, decoded.detail)
+            return
+        if isinstance(decoded, Skipped):
+            self.metrics.skipped.labels(decoded.reason).inc()
             if decoded.seq is not None and tracker.register(decoded.seq):
                 tracker.complete(decoded.seq)
             return

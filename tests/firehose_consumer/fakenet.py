@@ -293,9 +293,11 @@ class FakeHost(Server):
             if cursor < self.oldest_seq - 1:
                 info = {"name": "OutdatedCursor", "message": "cursor too old"}
                 await ws.send_bytes(frames.encode_message("#info", info))
-            position = next(
-                (i for i, (seq, _) in enumerate(self.log) if seq is not None and seq > cursor),
-                len(self.log),
+            first = max(cursor + 1, self.oldest_seq)  # older events left the window
+            # Resume right after the last event before `first` (raw frames in between included).
+            position = 1 + max(
+                (i for i, (seq, _) in enumerate(self.log) if seq is not None and seq < first),
+                default=-1,
             )
         while not ws.closed:
             async with self._changed:
