@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from atcore.syntax import RecordKey
 from feedgen.settings import HOUR_MS, FeedgenSettings, RegionFeed, SettingsError
 
 
@@ -58,8 +59,8 @@ def test_explicit_values() -> None:
     assert settings.band_penalties_ms == (0, HOUR_MS, int(6.5 * HOUR_MS), 24 * HOUR_MS)
     assert settings.page_cache_seconds == 0
     assert settings.region_feeds == (
-        RegionFeed("paris", 48_856_600, 2_352_200),
-        RegionFeed("tokyo", 35_676_200, 139_650_300),
+        RegionFeed(RecordKey("paris"), 48_856_600, 2_352_200),
+        RegionFeed(RecordKey("tokyo"), 35_676_200, 139_650_300),
     )
     assert settings.privacy_policy_url == "https://feed.example.com/privacy"
     assert settings.terms_of_service_url is None
