@@ -1,0 +1,365 @@
+"""Benchmark: the feed generator's getFeedSkeleton on 10k, 100k and 1M indexed check-ins.
+
+Run: `.venv/bin/python -m scripts.bench.feed [--sizes 10000,100000,1000000]
+      [--backends sqlite,postgresql] [--seconds 5] [--concurrency 32] [--skip-peer] [--quick]`
+
+For each backend and size a synthetic index is built (`_feed_data`: check-ins around world
+cities, weighted by population), then `python -m feedgen` runs as its own process on it, serving
+the global `nearby` feed (anonymous viewers) and 40 region feeds anchored on city centres (the
+same ranking code a signed-in viewer gets; only the anchor lookup differs). Phases, each for
+`--seconds` at `--concurrency` parallel requests from this driver process:
+
+- `first30`: first pages, `limit=30`, round-robin over the feeds; first-page cache OFF.
+- `deep30`:  `limit=30` pages 20 pages deep (cursors collected beforehand); cache OFF.
+- `poll1`:   first pages with `limit=1` (how the app polls), cache OFF.
+- `poll1 cached`: the same with the default 2 s first-page cache (a second server process).
+
+The peer (`_feed_peer`, SQLite only, skipped with --skip-peer) is the SDK-based Python template's
+pattern serving the same ranking with one SQL query that orders every row by a CASE band.
+Reported per phase: requests/s, p50 and p99 latency (ms), errors. Targets: p99 < 50 ms, and our
+latency at the largest size within 2x of the smallest. PostgreSQL runs use the throw-away cluster
+of `tests.pg` (skipped with the reason when PostgreSQL 15 is not installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import aiohttp
+
+from scripts.bench import _feed_data
+from scripts.bench._servers import free_port, server_process
+from scripts.bench._util import percentile
+
+PUBLISHER: Final = "did:plc:benchpublisher"
+REGION_FEEDS: Final = 40
+DEEP_PAGES: Final = 20
+PAGE: Final = 30
+PREPARE_BUDGET_S: Final = 60.0
+SKELETON: Final = "/xrpc/app.bsky.feed.getFeedSkeleton"
+TARGET_P99_MS: Final = 50.0
+TARGET_GROWTH: Final = 2.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    backend: str
+    size: int
+    subject: str
+    name: str
+    requests: int
+    errors: int
+    seconds: float
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def p(self, pct: float) -> float:
+        return percentile(self.latencies_ms, pct) if self.latencies_ms else float("nan")
+
+
+def feed_uris() -> list[str]:
+    regions = [f"at://{PUBLISHER}/app.bsky.feed.generator/{rkey}" for rkey, _, _ in _anchors()]
+    return [f"at://{PUBLISHER}/app.bsky.feed.generator/nearby", *regions]
+
+
+def _anchors() -> list[tuple[str, int, int]]:
+    return _feed_data.anchors(REGION_FEEDS)
+
+
+def server_env(database_url: str, port: int, *, cache: bool) -> dict[str, str]:
+    regions = ";".join(f"{rkey}={lat / 1e6},{lon / 1e6}" for rkey, lat, lon in _anchors())
+    env = {
+        "FEEDGEN_PORT": str(port),
+        "FEEDGEN_HOSTNAME": "localhost",
+        "FEEDGEN_PUBLISHER_DID": PUBLISHER,
+        "FEEDGEN_REGION_FEEDS": regions,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+    }
+    if not cache:
+        env["FEEDGEN_PAGE_CACHE_SECONDS"] = "0"
+    return env
+
+
+RequestFactory = Callable[[int], dict[str, str]]
+
+
+async def load(
+    http: aiohttp.ClientSession,
+    base: str,
+    params_for: RequestFactory,
+    *,
+    seconds: float,
+    concurrency: int,
+) -> tuple[int, int, float, list[float]]:
+    """Run `concurrency` workers for `seconds`; (requests, errors, elapsed, latencies in ms)."""
+    counter = itertools.count()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            params = params_for(next(counter))
+            started = time.perf_counter()
+            async with http.get(base + SKELETON, params=params) as response:
+                await response.read()
+                ok = response.status == 200
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += 0 if ok else 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(latencies), errors, time.perf_counter() - started, latencies
+
+
+async def deep_cursors(
+    http: aiohttp.ClientSession, base: str, feeds: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(feed, cursor) pairs `DEEP_PAGES` pages deep, within a time budget (slow peers)."""
+    found = []
+    deadline = time.perf_counter() + PREPARE_BUDGET_S
+    for feed in feeds:
+        cursor = None
+        for _ in range(DEEP_PAGES):
+            params = {"feed": feed, "limit": str(PAGE)}
+            if cursor:
+                params["cursor"] = cursor
+            async with http.get(base + SKELETON, params=params) as response:
+                body = await response.json()
+            cursor = body.get("cursor")
+            if cursor is None or time.perf_counter() > deadline:
+                break
+        if cursor is not None:
+            found.append((feed, cursor))
+        if time.perf_counter() > deadline:
+            break
+    return found
+
+
+async def measure_phases(
+    base: str,
+    *,
+    phases: Sequence[str],
+    seconds: float,
+    concurrency: int,
+    label: tuple[str, int, str],
+) -> list[Phase]:
+    feeds = feed_uris()
+    results = []
+    timeout = aiohttp.ClientTimeout(total=600)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as http:
+        await load(
+            http,
+            base,
+            lambda i: {"feed": feeds[i % len(feeds)], "limit": "30"},
+            seconds=min(1.0, seconds),
+            concurrency=4,
+        )
+        for name in phases:
+            pairs = await deep_cursors(http, base, feeds) if name == "deep30" else []
+            if name == "deep30" and not pairs:
+                print(f"  {label[2]} {name}: no feed is {DEEP_PAGES} pages deep, skipped")
+                continue
+            params_for = _requests(name, feeds, pairs)
+            count, errors, elapsed, latencies = await load(
+                http, base, params_for, seconds=seconds, concurrency=concurrency
+            )
+            results.append(
+                Phase(label[0], label[1], label[2], name, count, errors, elapsed, tuple(latencies))
+            )
+    return results
+
+
+def _requests(name: str, feeds: Sequence[str], pairs: Sequence[tuple[str, str]]) -> RequestFactory:
+    """The i-th request's query parameters for a phase."""
+
+    def deep(i: int) -> dict[str, str]:
+        feed, cursor = pairs[i % len(pairs)]
+        return {"feed": feed, "limit": str(PAGE), "cursor": cursor}
+
+    def first(i: int) -> dict[str, str]:
+        limit = "1" if name.startswith("poll1") else str(PAGE)
+        return {"feed": feeds[i % len(feeds)], "limit": limit}
+
+    return deep if pairs else first
+
+
+@contextlib.asynccontextmanager
+async def feedgen(database_url: str, workdir: Path, *, cache: bool) -> AsyncIterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with server_process(
+        "feedgen",
+        [sys.executable, "-m", "feedgen"],
+        env=server_env(database_url, port, cache=cache),
+        url=url,
+        health_path="/xrpc/_health",
+        log_path=workdir / f"feedgen-{port}.log",
+    ):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def peer(sqlite_path: Path, workdir: Path) -> AsyncIterator[str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = server_env("unused", port, cache=False)
+    env.update(PEER_DB=str(sqlite_path), PEER_PORT=str(port))
+    async with server_process(
+        "peer",
+        [sys.executable, "-m", "scripts.bench._feed_peer"],
+        env=env,
+        url=url,
+        health_path="/xrpc/_health",
+        log_path=workdir / f"peer-{port}.log",
+    ):
+        yield url
+
+
+async def run_size(
+    backend: str,
+    database_url: str,
+    size: int,
+    workdir: Path,
+    args: argparse.Namespace,
+    *,
+    sqlite_path: Path | None,
+) -> list[Phase]:
+    common = {"seconds": args.seconds, "concurrency": args.concurrency}
+    results = []
+    async with feedgen(database_url, workdir, cache=False) as url:
+        results += await measure_phases(
+            url, phases=("first30", "deep30", "poll1"), label=(backend, size, "skyspot"), **common
+        )
+    async with feedgen(database_url, workdir, cache=True) as url:
+        results += await measure_phases(
+            url, phases=("poll1 cached",), label=(backend, size, "skyspot"), **common
+        )
+    if sqlite_path is not None and not args.skip_peer:
+        async with peer(sqlite_path, workdir) as url:
+            results += await measure_phases(
+                url,
+                phases=("first30", "deep30", "poll1"),
+                label=(backend, size, "template-pattern"),
+                **common,
+            )
+    for phase in results:
+        print_phase(phase)
+    return results
+
+
+def print_phase(phase: Phase) -> None:
+    errors = f"  errors {phase.errors}" if phase.errors else ""
+    print(
+        f"  {phase.backend:<10} {phase.size:>9,} {phase.subject:<17} {phase.name:<13}"
+        f" {phase.rps:>9,.0f} req/s  p50 {phase.p(50):>8.1f} ms  p99 {phase.p(99):>8.1f} ms"
+        f"  ({phase.requests} requests){errors}",
+        flush=True,
+    )
+
+
+def print_summary(results: Sequence[Phase]) -> None:
+    print("\nTargets (ours): p99 < 50 ms; p99 at the largest size within 2x of the smallest")
+    ours = [r for r in results if r.subject == "skyspot"]
+    for (backend, name), group in itertools.groupby(
+        sorted(ours, key=lambda r: (r.backend, r.name, r.size)), key=lambda r: (r.backend, r.name)
+    ):
+        phases = list(group)
+        small, large = phases[0], phases[-1]
+        growth = large.p(99) / small.p(99) if small.p(99) else float("nan")
+        worst = max(p.p(99) for p in phases)
+        verdict = "ok" if worst < TARGET_P99_MS and growth <= TARGET_GROWTH else "MISSED"
+        print(
+            f"  {backend:<10} {name:<13} worst p99 {worst:7.1f} ms; p99 {large.size:,} / "
+            f"{small.size:,} = {growth:4.2f}x  {verdict}"
+        )
+    peers = {(r.backend, r.size, r.name): r for r in results if r.subject == "template-pattern"}
+    for r in ours:
+        other = peers.get((r.backend, r.size, r.name))
+        if other and other.rps:
+            print(
+                f"  vs template pattern: {r.backend} {r.size:,} {r.name}: "
+                f"{r.rps / other.rps:6.1f}x req/s, p99 {other.p(99) / r.p(99):6.1f}x lower"
+            )
+
+
+async def run_backend(
+    backend: str, sizes: Sequence[int], workdir: Path, args: argparse.Namespace
+) -> list[Phase]:
+    results: list[Phase] = []
+    if backend == "sqlite":
+        for size in sizes:
+            path = workdir / f"index-{size}.sqlite"
+            built = await asyncio.to_thread(_feed_data.build_sqlite, path, size)
+            print(f"built SQLite index of {size:,} check-ins in {built:.1f} s", flush=True)
+            results += await run_size(
+                "sqlite", f"sqlite+aiosqlite:///{path}", size, workdir, args, sqlite_path=path
+            )
+            path.unlink(missing_ok=True)
+        return results
+    from tests.pg import PgCluster, pg_available
+
+    reason = pg_available()
+    if reason is not None:
+        print(f"postgresql: skipped ({reason})")
+        return results
+    cluster = await asyncio.to_thread(PgCluster)
+    try:
+        await asyncio.to_thread(cluster.start)
+        for size in sizes:
+            url = cluster.url(await asyncio.to_thread(cluster.create_database))
+            built = await _feed_data.build_postgres(url, size)
+            print(f"built PostgreSQL index of {size:,} check-ins in {built:.1f} s", flush=True)
+            results += await run_size("postgresql", url, size, workdir, args, sqlite_path=None)
+    finally:
+        await asyncio.to_thread(cluster.destroy)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> list[Phase]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each phase")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--skip-peer", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="2,000 check-ins, short phases, SQLite"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.backends, args.seconds, args.concurrency = "2000", "sqlite", 0.5, 4
+    sizes = [int(s) for s in args.sizes.split(",")]
+    print(
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores; "
+        f"concurrency {args.concurrency}, {args.seconds:g} s per phase",
+        flush=True,
+    )
+    results: list[Phase] = []
+    with tempfile.TemporaryDirectory(prefix="skyspot-feed-bench-") as scratch:
+        for backend in args.backends.split(","):
+            results += asyncio.run(run_backend(backend.strip(), sizes, Path(scratch), args))
+    print_summary(results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
