@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from importlib import metadata
 from typing import Any, Final
@@ -137,8 +138,8 @@ async def did_document(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     try:
-        await context_of(request).queries.ping()
-    except (SQLAlchemyError, OSError) as exc:
+        await context_of(request).reader.ping()
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         log.warning("health check: index unavailable: %s", exc)
         raise NotEnoughResources("index unavailable") from None
     return web.json_response({"version": _version()})

@@ -8,18 +8,19 @@ reverse. `feedgen.app` runs both around the application's life.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.identity import FEED_GENERATOR_SERVICE, DidResolver, service_did_document
-from atcore.index import create_index_engine
+from atcore.index import Backend, create_index_engine, parse_database_url
 from feedgen.algos import FeedRegistry
 from feedgen.algos.nearby import NearbyFeeds, RankingConfig
 from feedgen.auth import ServiceAuthVerifier
-from feedgen.db.queries import FeedQueries
+from feedgen.db.queries import EngineReader, IndexReader
+from feedgen.db.sqlite_reader import SqliteReader
 from feedgen.metrics import Metrics
 from feedgen.settings import FeedgenSettings
 
@@ -29,12 +30,11 @@ READ_POOL_SIZE: Final = 8
 @dataclass(slots=True)
 class FeedgenContext:
     settings: FeedgenSettings
-    engine: AsyncEngine
     http: aiohttp.ClientSession
     resolver: DidResolver
     auth: ServiceAuthVerifier
     registry: FeedRegistry
-    queries: FeedQueries
+    reader: IndexReader
     feeds: NearbyFeeds
     metrics: Metrics
     did_document: dict[str, Any] | None  # served at /.well-known/did.json when we are a did:web
@@ -65,22 +65,28 @@ def own_did_document(settings: FeedgenSettings) -> dict[str, Any] | None:
     return document.to_json()
 
 
+def open_reader(database_url: str) -> IndexReader:
+    """The index, read only: SQLite through `SqliteReader`, the others through an engine."""
+    backend, url = parse_database_url(database_url)
+    if backend is Backend.SQLITE and url.database and url.database != ":memory:":
+        return SqliteReader(Path(url.database), threads=READ_POOL_SIZE)
+    return EngineReader(create_index_engine(url, read_only=True, pool_size=READ_POOL_SIZE))
+
+
 async def build_context(settings: FeedgenSettings, metrics: Metrics) -> FeedgenContext:
-    engine = create_index_engine(settings.database_url, read_only=True, pool_size=READ_POOL_SIZE)
+    reader = open_reader(settings.database_url)
     http = aiohttp.ClientSession()
     resolver = DidResolver(
         session=http, plc_url=settings.did_plc_url, allow_http_loopback=settings.dev_mode
     )
-    queries = FeedQueries(engine)
     return FeedgenContext(
         settings=settings,
-        engine=engine,
         http=http,
         resolver=resolver,
         auth=ServiceAuthVerifier(service_did=settings.service_did, keys=resolver),
         registry=FeedRegistry.from_settings(settings),
-        queries=queries,
-        feeds=NearbyFeeds(queries, ranking_config(settings), metrics=metrics),
+        reader=reader,
+        feeds=NearbyFeeds(reader, ranking_config(settings), metrics=metrics),
         metrics=metrics,
         did_document=own_did_document(settings),
     )
@@ -89,4 +95,4 @@ async def build_context(settings: FeedgenSettings, metrics: Metrics) -> FeedgenC
 async def close_context(ctx: FeedgenContext) -> None:
     await ctx.resolver.aclose()
     await ctx.http.close()
-    await ctx.engine.dispose()
+    await ctx.reader.close()

@@ -5,8 +5,8 @@ the viewer's latest visible check-in (None for anonymous viewers and viewers wit
 gives the global feed, newest first); page 1's time is now. That `RankingPlan` travels in the
 cursor, so every later page is computed against the same anchor, time and penalties.
 
-A page asks the bands one at a time, most promising first (`RankingPlan.by_promise`), and stops
-as soon as the page is full and the next band cannot place a row in it (`is_settled`). With
+A page asks the bands one at a time, most promising first, and stops as soon as the page is full
+and the next band cannot place a row in it (`RankingPlan.search`, run by the index reader). With
 strict banding a page inside the near band never touches the world band, whose scan would skip
 over every nearer check-in.
 
@@ -26,10 +26,10 @@ from typing import Final
 
 from atcore.identity.cache import SingleFlight, TtlCache
 from feedgen.algos import FeedDefinition
-from feedgen.algos.bands import BAND_NAMES, GLOBAL_NAME, Anchor, BandDisks, distance_km
+from feedgen.algos.bands import BAND_NAMES, GLOBAL_NAME, Anchor, distance_km
 from feedgen.algos.order import FeedRow, Position, RankingPlan
 from feedgen.cursor import Cursor, decode_cursor, encode_cursor
-from feedgen.db.queries import FeedQueries
+from feedgen.db.queries import IndexReader
 from feedgen.metrics import Metrics
 
 CACHE_SIZE: Final = 10_000
@@ -70,13 +70,13 @@ class NearbyFeeds:
 
     def __init__(
         self,
-        queries: FeedQueries,
+        reader: IndexReader,
         config: RankingConfig,
         *,
         metrics: Metrics | None = None,
         clock: Clock = wall_clock_ms,
     ) -> None:
-        self._queries = queries
+        self._reader = reader
         self._config = config
         self._metrics = metrics
         self._clock = clock
@@ -125,7 +125,7 @@ class NearbyFeeds:
             cached = self._anchors.get(viewer)
             if cached is not None:
                 return cached[0]
-        anchor = await self._queries.latest_anchor(viewer)
+        anchor = await self._reader.latest_anchor(viewer)
         if self._anchors is not None:
             self._anchors.put(viewer, (anchor,))
         return anchor
@@ -141,18 +141,11 @@ class NearbyFeeds:
         return SkeletonPage(items, next_cursor)
 
     async def _rows(self, plan: RankingPlan, last: Position | None, limit: int) -> list[FeedRow]:
-        disks = BandDisks.around(plan.anchor) if plan.anchor is not None else None
-        best: list[FeedRow] = []
-        pages: list[list[FeedRow]] = []
-        for bound in plan.by_promise(plan.bounds_after(last)):
-            if plan.is_settled(best, limit, bound):
-                break
-            rows = await self._queries.band_page(disks, bound, limit, snapshot_ms=plan.t0_ms)
-            if self._metrics is not None:
-                self._metrics.band_queries.labels(band=band_name(plan, bound.band)).inc()
-            pages.append(rows)
-            best = plan.merge(pages, limit)
-        return best
+        result = await self._reader.page(plan, last, limit)
+        if self._metrics is not None:
+            for band in result.bands_asked:
+                self._metrics.band_queries.labels(band=band_name(plan, band)).inc()
+        return result.rows
 
     def _count_cache(self, hit: bool) -> None:
         if self._metrics is not None and self._first_pages is not None:

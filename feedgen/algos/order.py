@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from feedgen.algos.bands import BAND_COUNT, Anchor
@@ -77,6 +77,9 @@ class BandBound:
     upper: int
     inclusive: bool
     tie: CheckinKey | None = None
+
+
+PageSearch = Generator["BandBound", Sequence["FeedRow"], list["FeedRow"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +168,23 @@ class RankingPlan:
     def merge(self, pages: Sequence[Sequence[FeedRow]], limit: int) -> list[FeedRow]:
         """Merge per-band pages (each in the database's band order) into the feed's order."""
         return list(itertools.islice(heapq.merge(*pages, key=self.merge_key), limit))
+
+    def search(self, last: Position | None, limit: int) -> PageSearch:
+        """The bands to ask for the page after `last`, one at a time, most promising first.
+
+        A generator: it yields a band's bound, is sent that band's rows (up to `limit`, in the
+        database's order), and returns the merged page once it is full and no band left could
+        place a row in it (`is_settled`), or every band has been asked. Drivers (sync or async)
+        run the queries; the decisions stay here.
+        """
+        best: list[FeedRow] = []
+        pages: list[Sequence[FeedRow]] = []
+        for bound in self.by_promise(self.bounds_after(last)):
+            if self.is_settled(best, limit, bound):
+                break
+            pages.append((yield bound))
+            best = self.merge(pages, limit)
+        return best
 
     def is_settled(self, best: Sequence[FeedRow], limit: int, bound: BandBound) -> bool:
         """True when `best` (the merged page so far) is full and the band under `bound` cannot

@@ -3,16 +3,20 @@
 Read only, on the index tables of `atcore.index.schema`; the same statements run on SQLite,
 PostgreSQL and CockroachDB.
 
-**One band's page** (`band_page`) is one statement returning up to `limit` rows after the band's
-keyset bound, ordered by `(sort_at, author_did, collection, rkey)` descending. A near band's
+**One band's page** (`band_statement`) is one statement returning up to `limit` rows after the
+band's keyset bound, ordered by `(sort_at, author_did, collection, rkey)` descending. A near band's
 statement is a `UNION ALL` of one keyset scan per cell of the band's disk (`h3_rN = :cell ...
 ORDER BY sort_at DESC LIMIT :n`, served by the per-cell index `(h3_rN, sort_at, author_did,
 collection, rkey)`), so its work is bounded by cells x limit whatever the size of the index; the
 world band is one scan of the global keyset index. Every statement keeps only servable rows
 (visible account, companion post present), excludes the nearer bands' disks (`col IS NULL OR col
 NOT IN (...)`: a NULL cell means "published coarser than this band", never "in it"), and applies
-its keyset bound, among rows indexed no later than page 1. Which bands are asked at all is the
-ranking's decision (`algos.nearby`).
+its keyset bound, among rows indexed no later than page 1. Which bands are asked at all, and in
+which order, is the ranking's decision (`RankingPlan.search`); the readers only run its requests.
+
+Two readers run the statements: `EngineReader` on an async SQLAlchemy engine (PostgreSQL and
+CockroachDB through asyncpg), and `feedgen.db.sqlite_reader.SqliteReader`, which compiles the
+same statements once for SQLite and runs a whole page in one worker-thread hop.
 
 Statements are built once per *shape* (first enabled band, band, kind of bound) and then only
 re-bound: every disk has `DISK_SLOTS` cell parameters, padded with a cell id that matches nothing.
@@ -20,7 +24,9 @@ re-bound: every disk has `DISK_SLOTS` cell parameters, padded with a cell id tha
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol
 
 from sqlalchemy import (
     BindParameter,
@@ -38,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from atcore.index.geo import BANDS
 from atcore.index.schema import checkin
 from feedgen.algos.bands import DISK_SLOTS, WORLD, Anchor, BandDisks
-from feedgen.algos.order import BandBound, CheckinKey, FeedRow
+from feedgen.algos.order import BandBound, CheckinKey, FeedRow, Position, RankingPlan
 
 BoundKind = Literal["le", "lt", "tie"]
 Shape = tuple[int, int, BoundKind]  # (first enabled band, band, kind of keyset bound)
@@ -46,11 +52,31 @@ Shape = tuple[int, int, BoundKind]  # (first enabled band, band, kind of keyset 
 _C: Final = checkin.c
 _CELL_COLUMNS: Final = tuple(_C[band.column] for band in BANDS)
 _KEYSET: Final = (_C.sort_at, _C.author_did, _C.collection, _C.rkey)
-_OUTPUT: Final = (_C.post_uri, *_KEYSET, _C.lat_e6, _C.lon_e6)
+OUTPUT: Final = (_C.post_uri, *_KEYSET, _C.lat_e6, _C.lon_e6)
 
 
-class FeedQueries:
-    """The feed's reads, on a read-only engine; compiled statement shapes are kept per instance."""
+@dataclass(frozen=True, slots=True)
+class PageResult:
+    """A page's rows in feed order, and the bands that were asked for it."""
+
+    rows: list[FeedRow]
+    bands_asked: tuple[int, ...]
+
+
+class IndexReader(Protocol):
+    """What the ranking needs from the index (`EngineReader`, `SqliteReader`)."""
+
+    async def latest_anchor(self, did: str) -> Anchor | None: ...
+
+    async def page(self, plan: RankingPlan, last: Position | None, limit: int) -> PageResult: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class EngineReader:
+    """The reads on an async SQLAlchemy engine (PostgreSQL, CockroachDB; SQLite works too)."""
 
     __slots__ = ("_engine", "_shapes")
 
@@ -61,42 +87,65 @@ class FeedQueries:
     async def ping(self) -> None:
         """Fail unless the index answers (health checks)."""
         async with self._engine.connect() as conn:
-            await conn.execute(select(_C.sort_at).limit(1))
+            await conn.execute(ping_statement())
 
     async def latest_anchor(self, did: str) -> Anchor | None:
-        """The viewer's latest visible check-in as an anchor, or None."""
-        statement = (
-            select(_C.lat_e6, _C.lon_e6, *_CELL_COLUMNS)
-            .where(_C.author_did == did, _C.visible)
-            .order_by(_C.sort_at.desc(), _C.collection.desc(), _C.rkey.desc())  # deterministic
-            .limit(1)
-        )
         async with self._engine.connect() as conn:
-            row = (await conn.execute(statement)).first()
-        if row is None:
-            return None
-        lat_e6, lon_e6, *cells = row
-        return Anchor.from_cells(lat_e6, lon_e6, tuple(cells))
+            row = (await conn.execute(anchor_statement(), {"did": did})).first()
+        return None if row is None else anchor_of(tuple(row))
 
-    async def band_page(
-        self, disks: BandDisks | None, bound: BandBound, limit: int, *, snapshot_ms: int
-    ) -> list[FeedRow]:
-        """Up to `limit` servable rows of one band after its bound, in the band's keyset order,
-        among the rows indexed by `snapshot_ms` (the time of page 1)."""
-        first_band = _first_enabled(disks)
-        shape: Shape = (first_band, bound.band, _kind(bound))
-        statement = self._shapes.get(shape)
-        if statement is None:
-            statement = self._shapes[shape] = _band_statement(*shape)
+    async def page(self, plan: RankingPlan, last: Position | None, limit: int) -> PageResult:
+        disks = BandDisks.around(plan.anchor) if plan.anchor is not None else None
+        search = plan.search(last, limit)
+        asked: list[int] = []
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(statement, _parameters(disks, bound, limit, snapshot_ms))
-            ).all()
-        band = bound.band
-        return [
-            FeedRow(post_uri, sort_at, CheckinKey(did, collection, rkey), lat_e6, lon_e6, band)
-            for post_uri, sort_at, did, collection, rkey, lat_e6, lon_e6 in rows
-        ]
+            try:
+                bound = next(search)
+                while True:
+                    asked.append(bound.band)
+                    shape = band_shape(disks, bound)
+                    statement = self._shapes.get(shape)
+                    if statement is None:
+                        statement = self._shapes[shape] = band_statement(shape)
+                    params = band_parameters(disks, bound, limit, plan.t0_ms)
+                    rows = (await conn.execute(statement, params)).all()
+                    bound = search.send(feed_rows(rows, bound.band))
+            except StopIteration as done:
+                return PageResult(done.value, tuple(asked))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
+def anchor_of(row: tuple[Any, ...]) -> Anchor:
+    lat_e6, lon_e6, *cells = row
+    return Anchor.from_cells(lat_e6, lon_e6, tuple(cells))
+
+
+def feed_rows(rows: Sequence[Sequence[Any]], band: int) -> list[FeedRow]:
+    """Rows of a band statement (`OUTPUT` columns) as `FeedRow`s."""
+    return [
+        FeedRow(post_uri, sort_at, CheckinKey(did, collection, rkey), lat_e6, lon_e6, band)
+        for post_uri, sort_at, did, collection, rkey, lat_e6, lon_e6 in rows
+    ]
+
+
+def ping_statement() -> Select[Any]:
+    return select(_C.sort_at).limit(1)
+
+
+def anchor_statement() -> Select[Any]:
+    """The viewer's latest visible check-in (`:did`): coordinates and cells."""
+    return (
+        select(_C.lat_e6, _C.lon_e6, *_CELL_COLUMNS)
+        .where(_C.author_did == bindparam("did"), _C.visible)
+        .order_by(_C.sort_at.desc(), _C.collection.desc(), _C.rkey.desc())  # deterministic
+        .limit(1)
+    )
+
+
+def band_shape(disks: BandDisks | None, bound: BandBound) -> Shape:
+    return (_first_enabled(disks), bound.band, _kind(bound))
 
 
 def _first_enabled(disks: BandDisks | None) -> int:
@@ -111,9 +160,10 @@ def _kind(bound: BandBound) -> BoundKind:
     return "le" if bound.inclusive else "lt"
 
 
-def _parameters(
+def band_parameters(
     disks: BandDisks | None, bound: BandBound, limit: int, snapshot_ms: int
 ) -> dict[str, Any]:
+    """The parameters of a band statement: bounds, the disks' cells, the snapshot time."""
     params: dict[str, Any] = {
         "lim": limit,
         "lo": bound.lower_exclusive,
@@ -130,14 +180,15 @@ def _parameters(
 
 
 # -- statement construction (once per shape) -------------------------------------------------------
-def _band_statement(first_band: int, band: int, kind: BoundKind) -> Select[Any]:
+def band_statement(shape: Shape) -> Select[Any]:
     """Up to :lim servable rows of one band after its bound, in keyset order."""
+    first_band, band, kind = shape
     filters = [*_servable(), *_outside_disks(range(first_band, band)), *_bound(kind)]
     if WORLD in (band, first_band):  # the world band, or the global feed's only band
-        return _keyset_page(select(*_OUTPUT).where(*filters))
+        return _keyset_page(select(*OUTPUT).where(*filters))
     column = _CELL_COLUMNS[band]
     per_cell = [
-        _keyset_page(select(*_OUTPUT).where(column == bindparam(f"c{band}_{slot}"), *filters))
+        _keyset_page(select(*OUTPUT).where(column == bindparam(f"c{band}_{slot}"), *filters))
         for slot in range(DISK_SLOTS)
     ]
     merged = union_all(*(select(*page.subquery().c) for page in per_cell)).subquery("cells")

@@ -20,8 +20,8 @@ from atcore.syntax import RecordKey
 from feedgen.algos import FeedDefinition
 from feedgen.algos.bands import Anchor
 from feedgen.algos.nearby import NearbyFeeds, RankingConfig, SkeletonPage
-from feedgen.db.queries import FeedQueries
-from tests.feedgen.support import Checkin, Index, oracle_order
+from tests.feedgen.conftest import Indexed
+from tests.feedgen.support import Checkin, oracle_order
 
 HOUR = 3_600_000
 T0 = 1_800_000_000_000
@@ -116,9 +116,9 @@ def expected(scenario: Scenario) -> list[tuple[Checkin, int]]:
     )
 
 
-def feeds_for(index: Index, penalties: tuple[int, ...] | None) -> NearbyFeeds:
+def feeds_for(indexed: Indexed, penalties: tuple[int, ...] | None) -> NearbyFeeds:
     config = RankingConfig(window_ms=WINDOW, penalties=penalties, page_cache_seconds=0)
-    return NearbyFeeds(FeedQueries(index.reader), config, clock=lambda: T0)
+    return NearbyFeeds(indexed.reader, config, clock=lambda: T0)
 
 
 async def read_all(
@@ -143,13 +143,13 @@ def band_of_context(context: str) -> str:
 
 @given(scenario=scenarios())
 def test_pages_concatenate_to_the_oracle_order(
-    runner: asyncio.Runner, sync_index: Index, scenario: Scenario
+    runner: asyncio.Runner, indexed: Indexed, scenario: Scenario
 ) -> None:
     async def body() -> None:
-        await sync_index.clear()
-        await sync_index.insert(scenario.items)
+        await indexed.index.clear()
+        await indexed.index.insert(scenario.items)
         feed = FeedDefinition(RecordKey("nearby"), FEED_URI, scenario.anchor)
-        feeds = feeds_for(sync_index, scenario.penalties)
+        feeds = feeds_for(indexed, scenario.penalties)
         pages = await read_all(feeds, feed, scenario.viewer, scenario.limit)
         served = [item for page in pages for item in page.items]
         want = expected(scenario)
@@ -167,14 +167,14 @@ def test_pages_concatenate_to_the_oracle_order(
 
 @given(scenario=scenarios())
 def test_strict_bands_never_decrease_and_are_newest_first(
-    runner: asyncio.Runner, sync_index: Index, scenario: Scenario
+    runner: asyncio.Runner, indexed: Indexed, scenario: Scenario
 ) -> None:
     async def body() -> None:
-        await sync_index.clear()
-        await sync_index.insert(scenario.items)
+        await indexed.index.clear()
+        await indexed.index.insert(scenario.items)
         anchor = scenario.anchor or Anchor(*CITIES[0])
         feed = FeedDefinition(RecordKey("nearby"), FEED_URI, anchor)
-        pages = await read_all(feeds_for(sync_index, None), feed, None, scenario.limit)
+        pages = await read_all(feeds_for(indexed, None), feed, None, scenario.limit)
         by_uri = {c.post_uri: c for c in scenario.items}
         order = ("near", "city", "region", "world")
         served = [
@@ -192,7 +192,7 @@ def test_strict_bands_never_decrease_and_are_newest_first(
 
 @given(scenario=scenarios(), late=checkins(), split=st.integers(0, 10))
 def test_inserts_between_pages_never_duplicate_or_drop(
-    runner: asyncio.Runner, sync_index: Index, scenario: Scenario, late: list[Checkin], split: int
+    runner: asyncio.Runner, indexed: Indexed, scenario: Scenario, late: list[Checkin], split: int
 ) -> None:
     """Rows committed while a reader pages (including ones indexed "before" page 1 by a slow
     transaction) never repeat an item nor hide one that page 1's snapshot held."""
@@ -204,17 +204,17 @@ def test_inserts_between_pages_never_duplicate_or_drop(
     ]
 
     async def body() -> None:
-        await sync_index.clear()
-        await sync_index.insert(scenario.items)
+        await indexed.index.clear()
+        await indexed.index.insert(scenario.items)
         feed = FeedDefinition(RecordKey("nearby"), FEED_URI, scenario.anchor)
-        feeds = feeds_for(sync_index, scenario.penalties)
+        feeds = feeds_for(indexed, scenario.penalties)
         served: list[str] = []
         cursor = None
         for number in itertools.count():
             page = await feeds.page(feed, scenario.viewer, scenario.limit, cursor)
             served.extend(item.post for item in page.items)
             if number == split:
-                await sync_index.insert(late)
+                await indexed.index.insert(late)
             if page.cursor is None:
                 break
             cursor = page.cursor
