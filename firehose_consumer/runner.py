@@ -203,6 +203,7 @@ class Pipeline:
                     receive_timeout_s=settings.receive_timeout_s,
                     reconnect_base_s=settings.reconnect_base_s,
                     reconnect_max_s=settings.reconnect_max_s,
+                    pause_grace_s=settings.pause_grace_s,
                 ),
             )
             for index, source in enumerate(settings.sources)

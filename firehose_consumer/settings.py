@@ -13,6 +13,7 @@ Variables (defaults in brackets):
 - CONSUMER_VERIFY_SIGNATURES [true];
 - CONSUMER_RECEIVE_TIMEOUT [60 s]: stall detection; CONSUMER_RECONNECT_MAX [60 s]: backoff cap;
 - CONSUMER_QUEUE_FRAMES [10000], CONSUMER_QUEUE_BYTES [256 MiB]: the frame queue's bounds;
+- CONSUMER_PAUSE_GRACE [2 s]: how long a reader waits on a full queue before disconnecting;
 - CONSUMER_MAX_INFLIGHT [20000]: events being processed before the queue stops draining;
 - CONSUMER_BATCH_EVENTS [2000], CONSUMER_BATCH_DELAY [0.05 s]: write batches;
 - CONSUMER_MAX_FRAME_BYTES [5000000]: the per-frame limit;
@@ -91,6 +92,7 @@ class ConsumerSettings:
     reconnect_max_s: float = 60.0
     queue_max_frames: int = 10_000
     queue_max_bytes: int = 256 * 1024 * 1024
+    pause_grace_s: float = 2.0
     max_inflight: int = 20_000
     batch_max_events: int = 2000
     batch_max_delay_s: float = 0.05
@@ -127,6 +129,7 @@ class ConsumerSettings:
             reconnect_max_s=_number(env, "CONSUMER_RECONNECT_MAX", 60.0),
             queue_max_frames=int(_number(env, "CONSUMER_QUEUE_FRAMES", 10_000)),
             queue_max_bytes=int(_number(env, "CONSUMER_QUEUE_BYTES", 256 * 1024 * 1024)),
+            pause_grace_s=_number(env, "CONSUMER_PAUSE_GRACE", 2.0),
             max_inflight=int(_number(env, "CONSUMER_MAX_INFLIGHT", 20_000)),
             batch_max_events=int(_number(env, "CONSUMER_BATCH_EVENTS", 2000)),
             batch_max_delay_s=_number(env, "CONSUMER_BATCH_DELAY", 0.05),

@@ -193,15 +193,12 @@ class StreamReader:
         self._check_error_frame(frame)
         if self.queue.put_nowait(self.index, frame):
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.queue.wait_for_room(), self.options.pause_grace_s)
-        except TimeoutError:
-            # Still full: stop reading. This frame was not queued; resuming from the last
-            # registered seq fetches it again once the pipeline has caught up.
-            await ws.close()
-            await self.queue.wait_for_room()
-            raise _Disconnect("paused") from None
         if not self.queue.put_nowait(self.index, frame):
+            # Still full: stop reading. This frame was not queued; the reconnection waits until
+            # our queued frames are registered and resumes after the last one, fetching this
+            # frame again once the pipeline has caught up.
             await ws.close()
             raise _Disconnect("paused")
 

@@ -234,6 +234,7 @@ class FakeHost(Server):
         self.connections = 0
         self.cursors_asked: list[str | None] = []
         self.stall = False
+        self.error_once: str | None = None  # the next connection gets this error frame
         self.unstalled = asyncio.Event()
         self._changed = asyncio.Condition()
         app.router.add_get(f"/xrpc/{nsids.SYNC_SUBSCRIBE_REPOS}", self._subscribe)
@@ -283,6 +284,11 @@ class FakeHost(Server):
         return ws
 
     async def _stream(self, ws: web.WebSocketResponse, cursor: int | None) -> None:
+        if self.error_once is not None:  # e.g. ConsumerTooSlow: an error frame, then close
+            error, self.error_once = self.error_once, None
+            await ws.send_bytes(frames.encode_error(error, "as asked by the test"))
+            await ws.close()
+            return
         if cursor is not None and cursor > self.seq:
             await ws.send_bytes(frames.encode_error("FutureCursor", "cursor in the future"))
             await ws.close()

@@ -26,22 +26,23 @@ LYON = (45_764_000, 4_835_700)
 
 
 async def metric(consumer: RunningConsumer, name: str, **labels: str) -> float:
+    """Sum of the consumer's samples called `name` whose labels include `labels`."""
+    total = 0.0
+    for family in consumer.consumer.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+async def scrape(consumer: RunningConsumer) -> str:
     port = consumer.consumer.metrics_port
     async with (
         aiohttp.ClientSession() as session,
         session.get(f"http://127.0.0.1:{port}/metrics") as response,
     ):
-        text = await response.text()
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("#") or not line.startswith(name):
-            continue
-        head, _, value = line.rpartition(" ")
-        if head.split("{")[0] != name:
-            continue
-        if all(f'{k}="{v}"' in head for k, v in labels.items()):
-            total += float(value)
-    return total
+        assert response.status == 200
+        return await response.text()
 
 
 async def test_checkins_appear_with_coordinates_cells_and_post(
@@ -71,6 +72,12 @@ async def test_checkins_appear_with_coordinates_cells_and_post(
         assert state["data_cid"] == str(repo.head.data if repo.head else None)
         assert state["sync_status"] == SYNCHRONIZED
         assert await metric(consumer, "firehose_verification_failures_total") == 0
+        exposed = await scrape(consumer)
+        for name in ("firehose_lag_seconds", "firehose_events_total", "firehose_cursor",
+                     "firehose_queue_depth", "index_batch_seconds_bucket",
+                     "firehose_events_per_second"):  # fmt: skip
+            assert name in exposed
+        assert f'firehose_cursor{{source="{network.host.ws_url}"}} {float(seq)}' in exposed
     await reader.close()
 
 

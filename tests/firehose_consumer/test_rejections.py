@@ -146,7 +146,7 @@ async def invalid_checkin(network: Network) -> SimRepo:
         (garbage_frames, "firehose_invalid_total", {"reason": "malformed_frame"}),
         (oversized_frame, "firehose_invalid_total", {"reason": "oversized_frame"}),
         (invalid_checkin, "firehose_invalid_total", {"reason": "invalid_record"}),
-    ],  # fmt: skip
+    ],
     ids=lambda value: getattr(value, "__name__", None),
 )
 async def test_bad_input_is_rejected_counted_and_survived(
