@@ -65,16 +65,16 @@ def own_did_document(settings: FeedgenSettings) -> dict[str, Any] | None:
     return document.to_json()
 
 
-def open_reader(database_url: str) -> IndexReader:
+def open_reader(database_url: str, *, sqlite_threads: int = 2) -> IndexReader:
     """The index, read only: SQLite through `SqliteReader`, the others through an engine."""
     backend, url = parse_database_url(database_url)
     if backend is Backend.SQLITE and url.database and url.database != ":memory:":
-        return SqliteReader(Path(url.database), threads=READ_POOL_SIZE)
+        return SqliteReader(Path(url.database), threads=sqlite_threads)
     return EngineReader(create_index_engine(url, read_only=True, pool_size=READ_POOL_SIZE))
 
 
 async def build_context(settings: FeedgenSettings, metrics: Metrics) -> FeedgenContext:
-    reader = open_reader(settings.database_url)
+    reader = open_reader(settings.database_url, sqlite_threads=settings.db_threads)
     http = aiohttp.ClientSession()
     resolver = DidResolver(
         session=http, plc_url=settings.did_plc_url, allow_http_loopback=settings.dev_mode

@@ -12,6 +12,8 @@
 - `FEEDGEN_BAND_PENALTIES` (`strict`): or three hour values, the handicap of bands 1, 2, 3
   (a far check-in that much newer than a near one is ranked above it).
 - `FEEDGEN_PAGE_CACHE_SECONDS` (2; 0 disables): lifetime of cached first pages.
+- `FEEDGEN_DB_THREADS` (the number of CPUs, at most 8): SQLite reader threads; more threads than
+  cores only add GIL contention and tail latency. (PostgreSQL uses a pool of 8 connections.)
 - `FEEDGEN_REGION_FEEDS` (none): extra fixed-anchor feeds, `rkey=lat,lon;rkey2=lat,lon`.
 - `FEEDGEN_PRIVACY_POLICY_URL`, `FEEDGEN_TERMS_OF_SERVICE_URL`: describeFeedGenerator links.
 
@@ -39,6 +41,7 @@ DEFAULT_FRESHNESS_HOURS: Final = 720.0
 DEFAULT_PAGE_CACHE_SECONDS: Final = 2.0
 HOUR_MS: Final = 3_600_000
 NEARBY_FEED_RKEY: Final = "nearby"
+MAX_DEFAULT_THREADS: Final = 8
 BAND_PENALTY_COUNT: Final = 3  # bands 1..3; band 0 is the reference and carries no handicap
 
 
@@ -69,6 +72,7 @@ class FeedgenSettings:
     freshness_window_ms: int
     band_penalties_ms: tuple[int, ...] | None  # None = strict banding
     page_cache_seconds: float
+    db_threads: int = 2
     region_feeds: tuple[RegionFeed, ...] = ()
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
@@ -106,6 +110,10 @@ class FeedgenSettings:
             privacy_policy_url=env.get("FEEDGEN_PRIVACY_POLICY_URL") or None,
             terms_of_service_url=env.get("FEEDGEN_TERMS_OF_SERVICE_URL") or None,
         )
+
+
+def _default_threads() -> int:
+    return max(1, min(MAX_DEFAULT_THREADS, os.cpu_count() or 2))
 
 
 def _did_web(hostname: str, port: int, loopback: bool) -> Did:
