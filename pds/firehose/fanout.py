@@ -60,7 +60,7 @@ class Fanout:
         return len(self._subscriptions)
 
     def subscribe(self, max_events: int, max_bytes: int) -> Subscription:
-        subscription = Subscription(max_events, max_bytes)
+        subscription = Subscription(max_events, max_bytes, registered_at=self.head)
         self._subscriptions.add(subscription)
         self.metrics.subscribers.set(len(self._subscriptions))
         return subscription
@@ -69,11 +69,15 @@ class Fanout:
         self._subscriptions.discard(subscription)
         self.metrics.subscribers.set(len(self._subscriptions))
 
-    async def start(self) -> None:
-        """Begin at the current head (subscribers replay older events from the database)."""
+    async def load_head(self) -> None:
+        """Position at the current head (subscribers replay older events from the database)."""
         async with self.db.read() as conn:
             self.head = await last_seq(conn)
         self.metrics.head_seq.set(self.head)
+
+    async def start(self) -> None:
+        """Load the head and run the broadcasting task until `stop`."""
+        await self.load_head()
         self._remove_listener = self.signal.add_listener(self._wake.set)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="firehose-fanout")
 
@@ -95,7 +99,7 @@ class Fanout:
             # Cleared before reading: a ring during the read triggers one more round.
             self._wake.clear()
             try:
-                await self._drain()
+                await self.drain()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -103,8 +107,9 @@ class Fanout:
                 await asyncio.sleep(_RETRY_SECONDS)
                 self._wake.set()
 
-    async def _drain(self) -> None:
-        """Broadcast every event above `head`, a page at a time."""
+    async def drain(self) -> None:
+        """Broadcast every event above `head` now, a page at a time (the task does this on
+        every ring; calling it directly is for embedders that drive the fanout themselves)."""
         while True:
             async with self.db.read() as conn:
                 stored = await events_after(conn, self.head, limit=self.page_size)

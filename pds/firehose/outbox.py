@@ -5,26 +5,30 @@ live subscriber is marked too slow (the connection then gets `ConsumerTooSlow` a
 while a subscriber still backfilling just drops its buffer and notes that it `missed` events.
 
 `replay` yields a subscriber's events in seq order, each exactly once: first stored events after
-the cursor, read from `repo_seq` page by page, then the live buffer.
+the start (the cursor, or without one the fanout's head at registration), read from `repo_seq`
+page by page, then the live buffer.
 
 Why the cutover has no gap and no duplicate, even with writes racing the subscriber:
 
 1. The subscription is registered with the fanout *before* the first backfill read.
 2. Events commit in seq order (SQLite has one writer, and a transaction takes its seqs from
    `sequencer_state` inside that transaction), and the fanout broadcasts what it reads in seq
-   order. So any event is either broadcast after registration, and lands in the buffer, or was
-   broadcast before it, and so was committed before the backfill's first read started.
+   order, never skipping one. So any event is either broadcast after registration, and lands in
+   the buffer unless dropped, or was broadcast before it, and so was committed before the
+   backfill's first read started.
 3. Backfill pages until a read returns less than a page: every event committed before that last
    read started has then been yielded. If the buffer overflowed meanwhile (`missed`), the events
    it dropped had been committed before the drop, so one more backfill pass, starting after the
    flag was seen, reads them; that repeats until a pass ends with `missed` still clear.
 4. Going live happens in the same synchronous step as that final `missed` check, so from then
-   on nothing is dropped silently. Every event after the cursor is therefore either backfilled
-   or in the buffer (no gap); the buffer may repeat backfilled events, and any event with
-   `seq <= last yielded` is skipped (no duplicate), which also keeps the output in seq order.
+   on nothing is dropped silently (a live overflow ends the stream with `ConsumerTooSlow`).
+   Every event after the start is therefore either backfilled or in the buffer (no gap); the
+   buffer may repeat backfilled events, and any event with `seq <= last yielded` is skipped (no
+   duplicate), which also keeps the output in seq order.
 
 Cursor handling (`plan_start`, the event-stream spec's connection rules): no cursor → live
-only; cursor above the head seq → `FutureCursor`; a cursor whose next event is older than the
+only (the events after the fanout's position when the subscription was registered); cursor
+above the head seq → `FutureCursor`; a cursor whose next event is older than the
 backfill window → `OutdatedCursor` info, then the whole window; `0` → the whole window; any
 other cursor → the events after it.
 
@@ -67,7 +71,8 @@ class ConsumerTooSlow(FirehoseError):
 class Subscription:
     """A subscriber's bounded buffer of live events (filled by the fanout, never waiting)."""
 
-    def __init__(self, max_events: int, max_bytes: int) -> None:
+    def __init__(self, max_events: int, max_bytes: int, registered_at: int = 0) -> None:
+        self.registered_at = registered_at  # the fanout's head seq when this was registered
         self.max_events = max_events
         self.max_bytes = max_bytes
         self.live = False
@@ -169,22 +174,21 @@ async def replay(
 ) -> AsyncIterator[list[OutgoingEvent]]:
     """Batches of events after `start_after`, backfilled then live (see the module docstring).
 
-    The subscription must already be registered with the fanout.
+    The subscription must already be registered with the fanout. Without a cursor the stream
+    starts after the fanout's position at registration: everything later reaches the buffer, and
+    going through the same backfill step covers what the buffer drops before the first read.
     """
-    last = start_after
-    if last is not None:
-        while True:
-            subscription.missed = False
-            async for batch in _backfill(db, last, page_size):
-                yield batch
-                last = batch[-1].seq
-            if not subscription.missed:
-                break
+    last = subscription.registered_at if start_after is None else start_after
+    while True:
+        subscription.missed = False
+        async for batch in _backfill(db, last, page_size):
+            yield batch
+            last = batch[-1].seq
+        if not subscription.missed:
+            break
     subscription.live = True
     while True:
-        batch = await subscription.take()
-        if last is not None:
-            batch = [event for event in batch if event.seq > last]
+        batch = [event for event in await subscription.take() if event.seq > last]
         if batch:
             last = batch[-1].seq
             yield batch

@@ -147,7 +147,8 @@ async def loop_stack(
             await runner.setup()
             runners.append(runner)
             await web.SockSite(runner, sock).start()
-        async with aiohttp.ClientSession() as http:
+        # No connection cap: a hundred open subscriptions must not starve the writers.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
             yield LoopStack(pds_app, settings, settings.public_url, settings.did_plc_url, http)
     finally:
         for runner in reversed(runners):
