@@ -13,6 +13,7 @@ verify, match its signed commit, invert to `prevData`, and chain (`since` = prev
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import socket
 from collections.abc import AsyncIterator, Mapping
@@ -102,7 +103,8 @@ class LoopStack:
         async with self.http.post(
             self.pds_url + nsids.xrpc_path(nsid), json=body, headers=headers
         ) as response:
-            out: dict[str, Any] = await response.json()
+            raw = await response.read()
+            out: dict[str, Any] = json.loads(raw) if raw else {}
             assert response.status == 200, out
             return out
 
