@@ -36,7 +36,7 @@ class CrawlerConfigError(ValueError):
 
 def crawler_url(entry: str) -> str:
     """The requestCrawl URL for a crawler given as a URL or a bare host (https assumed)."""
-    base = entry.strip().rstrip("/")
+    base = entry.strip()
     if "://" not in base:
         base = f"https://{base}"
     parts = urlsplit(base)
@@ -44,7 +44,7 @@ def crawler_url(entry: str) -> str:
         raise CrawlerConfigError(f"crawler {entry!r} is not an http(s) URL or a host name")
     if parts.query or parts.fragment:
         raise CrawlerConfigError(f"crawler {entry!r} must not carry a query or fragment")
-    return base + nsids.xrpc_path(nsids.SYNC_REQUEST_CRAWL)
+    return base.rstrip("/") + nsids.xrpc_path(nsids.SYNC_REQUEST_CRAWL)
 
 
 class CrawlerNotifier:
