@@ -6,8 +6,10 @@ companion-post existence marks, a visibility flip or a purge for an account, a f
 per DID, only what still matters after the later events (events of one DID arrive in order):
 
 - the last change per check-in key wins (upsert or delete);
-- a purge or replacement ("reset") drops that DID's earlier changes and runs first;
-- post marks and visibility apply after the upserts (later marks win);
+- a purge or replacement ("reset") drops that DID's earlier check-in changes and runs first;
+- post marks and visibility flips run before the upserts, and are also applied to the rows
+  upserted earlier in the batch, so a row ends up as if every event had been written in turn
+  (the property test in tests/firehose_consumer/test_queries.py checks exactly that);
 - the repo state written is the last one.
 
 That keeps a batch of thousands of events down to a handful of multi-row statements.
@@ -70,6 +72,9 @@ class _DidPlan:
     visible: bool | None = None
     repo: RepoStateRow | None = None
 
+    def pending_rows(self) -> list[dict[str, Any]]:
+        return [row for row in self.rows.values() if isinstance(row, dict)]
+
 
 @dataclass(slots=True)
 class Batch:
@@ -85,16 +90,29 @@ class Batch:
             return
         plan = self.plans.get(changes.did)
         if plan is None or changes.reset:
-            plan = _DidPlan(reset=changes.reset or (plan is not None and plan.reset))
+            # A reset supersedes the DID's earlier check-in changes, not its repo state.
+            earlier = plan
+            plan = _DidPlan(reset=changes.reset or (earlier is not None and earlier.reset))
+            plan.repo = None if earlier is None else earlier.repo
             self.plans[changes.did] = plan
         for key, rev in changes.deletes:
             plan.rows[key] = rev
         for row in changes.upserts:
-            plan.rows[(row["author_did"], row["collection"], row["rkey"])] = row
+            key = (row["author_did"], row["collection"], row["rkey"])
+            earlier = plan.rows.get(key)
+            if isinstance(earlier, dict) and earlier["post_uri"] == row["post_uri"]:
+                # As the upsert would do against the earlier row: same post, existence kept.
+                row = {**row, "post_exists": earlier["post_exists"] or row["post_exists"]}
+            plan.rows[key] = row
         for uri, exists in changes.post_marks:
             plan.post_marks[uri] = exists
+            for row in plan.pending_rows():  # rows written earlier in the batch see it too
+                if row["post_uri"] == uri:
+                    row["post_exists"] = exists
         if changes.visible is not None:
             plan.visible = changes.visible
+            for row in plan.pending_rows():
+                row["visible"] = changes.visible
         if changes.repo is not None:
             plan.repo = changes.repo
 

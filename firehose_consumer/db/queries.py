@@ -78,15 +78,15 @@ async def apply_batch(conn: AsyncConnection, batch: Batch, now_ms: int) -> None:
         await conn.execute(
             _DELETE_CHECKIN, [{"d": d, "c": c, "r": r, "rev": rev} for (d, c, r), rev in deletes]
         )
-    upserts = batch.upserts()
-    if upserts:
-        await conn.execute(_checkin_upsert(conn), upserts)
     marks = batch.post_marks()
     if marks:
         await conn.execute(_MARK_POST, [{"d": d, "uri": u, "exists": e} for d, u, e in marks])
     flips = batch.visibility()
     if flips:
         await conn.execute(_SET_VISIBLE, [{"d": d, "v": v} for d, v in flips])
+    upserts = batch.upserts()
+    if upserts:
+        await conn.execute(_checkin_upsert(conn), upserts)
     await upsert_repo_states(conn, batch.repo_states(), now_ms)
     for source, seq in batch.cursors.items():
         await save_cursor(conn, source, seq, now_ms)
