@@ -97,13 +97,9 @@ class Batch:
             self.plans[changes.did] = plan
         for key, rev in changes.deletes:
             plan.rows[key] = rev
-        for row in changes.upserts:
-            key = (row["author_did"], row["collection"], row["rkey"])
-            earlier = plan.rows.get(key)
-            if isinstance(earlier, dict) and earlier["post_uri"] == row["post_uri"]:
-                # As the upsert would do against the earlier row: same post, existence kept.
-                row = {**row, "post_exists": earlier["post_exists"] or row["post_exists"]}
-            plan.rows[key] = row
+        for upsert in changes.upserts:
+            upsert_key = (upsert["author_did"], upsert["collection"], upsert["rkey"])
+            plan.rows[upsert_key] = _after(plan.rows.get(upsert_key), upsert)
         for uri, exists in changes.post_marks:
             plan.post_marks[uri] = exists
             for row in plan.pending_rows():  # rows written earlier in the batch see it too
@@ -150,3 +146,11 @@ class Batch:
 
     def repo_states(self) -> list[RepoStateRow]:
         return [p.repo for p in self.plans.values() if p.repo is not None]
+
+
+def _after(earlier: dict[str, Any] | str | None, row: dict[str, Any]) -> dict[str, Any]:
+    """The row an upsert leaves after an earlier change of the same key in the batch."""
+    if isinstance(earlier, dict) and earlier["post_uri"] == row["post_uri"]:
+        # As the upsert would do against the earlier row: same post, existence kept.
+        return {**row, "post_exists": earlier["post_exists"] or row["post_exists"]}
+    return row

@@ -151,7 +151,8 @@ async def test_repo_state_cursor_and_resync_queue(engine: AsyncEngine) -> None:
         bob = await queries.load_repo_state(conn, BOB)
         assert await queries.due_resyncs(conn, 499, 10) == []
         assert sorted(await queries.due_resyncs(conn, 500, 10)) == [ALICE, BOB]
-    assert alice is not None and bob is not None
+    assert alice is not None
+    assert bob is not None
     # A known repo keeps its chain point; only its sync status changes.
     assert (alice.rev, alice.data_cid, alice.sync_status) == ("3aaa", "bafyroot", DESYNCHRONIZED)
     assert (bob.rev, bob.status, bob.resync_after) == (None, "active", 500)
