@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import uuid
 from importlib import metadata
@@ -41,6 +42,7 @@ from feedgen.metrics import CONTENT_TYPE
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT: Final = 50
+_INTEGER: Final = re.compile(r"-?[0-9]{1,18}").fullmatch
 MIN_LIMIT: Final = 1
 
 
@@ -112,11 +114,9 @@ def _limit(raw: str | None) -> int:
     """The page size: 50 when absent, clamped to 1..100; not an integer is a 400."""
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    try:
-        value = int(raw.strip(), 10)
-    except ValueError:
+    if _INTEGER(raw) is None:
         raise InvalidRequest("Error: limit must be an integer") from None
-    return max(MIN_LIMIT, min(MAX_LIMIT, value))
+    return max(MIN_LIMIT, min(MAX_LIMIT, int(raw)))
 
 
 def _skeleton_body(page: SkeletonPage) -> dict[str, Any]:

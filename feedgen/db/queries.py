@@ -195,6 +195,26 @@ def band_statement(shape: Shape) -> Select[Any]:
     return _keyset_page(select(*merged.c), merged.c)
 
 
+def cell_statement(shape: Shape) -> Select[Any]:
+    """One cell's keyset scan of a near band (`:cell`), for readers that merge cells themselves.
+
+    Same filters and order as the band's statement for one cell of its disk: a reader can step
+    one cursor per cell and merge them lazily, reading about `limit + cells` rows instead of
+    `limit x cells`.
+    """
+    first_band, band, kind = shape
+    if WORLD in (band, first_band):
+        raise ValueError("only near bands have cells")
+    filters = [*_servable(), *_outside_disks(range(first_band, band)), *_bound(kind)]
+    column = _CELL_COLUMNS[band]
+    return _keyset_page(select(*OUTPUT).where(column == bindparam("cell"), *filters))
+
+
+def is_cell_band(shape: Shape) -> bool:
+    first_band, band, _kind = shape
+    return WORLD not in (band, first_band)
+
+
 def _keyset_page(statement: Select[Any], columns: Any = _C) -> Select[Any]:
     """Order by the keyset descending and keep the first :lim rows."""
     return statement.order_by(*(columns[c.name].desc() for c in _KEYSET)).limit(bindparam("lim"))

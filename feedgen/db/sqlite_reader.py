@@ -8,12 +8,20 @@ all its band statements - runs synchronously on a pool thread with its own `sqli
 (`PRAGMA query_only`, so it cannot write), in a single hop from the event loop. SQLite releases
 the GIL while it steps, so the pool's threads read in parallel (WAL mode, set by the writer).
 
+Statements are cheap in-process, so a near band is read as one cursor per cell of its disk
+(`queries.cell_statement`), stepped lazily and merged in Python: a page reads about
+`limit + cells` index entries instead of `limit` from every cell. The merge compares keys in
+Python, which orders `str` by code point, exactly as SQLite's default BINARY collation orders
+UTF-8 text.
+
 Errors: `sqlite3.Error` from the driver (the API reports the index as unavailable).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -26,7 +34,7 @@ from urllib.parse import quote
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from feedgen.algos.bands import Anchor, BandDisks
+from feedgen.algos.bands import NO_CELL, Anchor, BandDisks
 from feedgen.algos.order import Position, RankingPlan
 from feedgen.db.queries import (
     PageResult,
@@ -36,7 +44,9 @@ from feedgen.db.queries import (
     band_parameters,
     band_shape,
     band_statement,
+    cell_statement,
     feed_rows,
+    is_cell_band,
     ping_statement,
 )
 
@@ -68,6 +78,11 @@ class Compiled:
         return [params[n] if n in params else self.defaults[n] for n in self.names]
 
 
+def _keyset_of(row: Any) -> tuple[int, str, str, str]:
+    # OUTPUT columns: post_uri, sort_at, author_did, collection, rkey, lat_e6, lon_e6
+    return (row[1], row[2], row[3], row[4])
+
+
 class SqliteReader:
     """Reads a SQLite index from a pool of threads, each with its own connection."""
 
@@ -77,7 +92,7 @@ class SqliteReader:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._shapes: dict[Shape, Compiled] = {}
+        self._shapes: dict[tuple[Shape, str], Compiled] = {}
         self._anchor = Compiled.of(anchor_statement())
         self._ping = Compiled.of(ping_statement())
 
@@ -114,17 +129,45 @@ class SqliteReader:
             bound = next(search)
             while True:
                 asked.append(bound.band)
-                compiled = self._compiled(band_shape(disks, bound))
+                shape = band_shape(disks, bound)
                 params = band_parameters(disks, bound, limit, plan.t0_ms)
-                rows = db.execute(compiled.sql, compiled.positional(params)).fetchall()
+                if disks is not None and is_cell_band(shape):
+                    rows = self._merged_cells(db, shape, disks, params, limit)
+                else:
+                    compiled = self._compiled(shape, band_statement)
+                    rows = db.execute(compiled.sql, compiled.positional(params)).fetchall()
                 bound = search.send(feed_rows(rows, bound.band))
         except StopIteration as done:
             return PageResult(done.value, tuple(asked))
 
-    def _compiled(self, shape: Shape) -> Compiled:
-        compiled = self._shapes.get(shape)
+    def _merged_cells(
+        self,
+        db: sqlite3.Connection,
+        shape: Shape,
+        disks: BandDisks,
+        params: dict[str, Any],
+        limit: int,
+    ) -> list[Any]:
+        """The band's first `limit` rows: one lazily stepped cursor per cell, merged."""
+        compiled = self._compiled(shape, cell_statement)
+        disk = disks.disks[shape[1]] or ()
+        cursors = [
+            db.execute(compiled.sql, compiled.positional({**params, "cell": cell}))
+            for cell in dict.fromkeys(disk)
+            if cell != NO_CELL
+        ]
+        try:
+            merged = heapq.merge(*cursors, key=_keyset_of, reverse=True)
+            return list(itertools.islice(merged, limit))
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+    def _compiled(self, shape: Shape, build: Callable[[Shape], Select[Any]]) -> Compiled:
+        key = (shape, build.__name__)
+        compiled = self._shapes.get(key)
         if compiled is None:  # a benign race: two threads may compile the same shape once each
-            compiled = self._shapes[shape] = Compiled.of(band_statement(shape))
+            compiled = self._shapes[key] = Compiled.of(build(shape))
         return compiled
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:

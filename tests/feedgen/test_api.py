@@ -225,7 +225,16 @@ async def test_every_response_has_its_own_request_id(make_client: MakeClient, in
 
 @pytest.mark.parametrize(
     ("asked", "served"),
-    [(None, 50), ("0", 1), ("-7", 1), ("1", 1), ("30", 30), ("100", 100), ("1000", 100)],
+    [
+        (None, 50),
+        ("0", 1),
+        ("-7", 1),
+        ("1", 1),
+        ("30", 30),
+        ("100", 100),
+        ("1000", 100),
+        ("99999999999", 100),
+    ],
 )
 async def test_limit_defaults_to_50_and_is_clamped(
     make_client: MakeClient, index: Index, asked: str | None, served: int
@@ -240,7 +249,7 @@ async def test_limit_defaults_to_50_and_is_clamped(
     assert "cursor" in body
 
 
-@pytest.mark.parametrize("limit", ["abc", "1.5", "0x10"])
+@pytest.mark.parametrize("limit", ["abc", "1.5", "0x10", "1_0", " 5", "+5", "1e3"])
 async def test_non_integer_limit_is_invalid(make_client: MakeClient, limit: str) -> None:
     body = await skeleton(await make_client(), 400, feed=NEARBY, limit=limit)
     assert body["error"] == "InvalidRequest"
@@ -378,3 +387,20 @@ async def test_an_invalid_token_is_401_never_the_anonymous_feed(
     assert body["error"] == "BadJwtAudience"
     body = await skeleton(client, 401, headers={"Authorization": "Bearer not.a.jwt"}, feed=NEARBY)
     assert body["error"] == "BadJwt"
+
+
+async def test_a_full_near_page_never_asks_the_farther_bands(
+    make_client: MakeClient, index: Index
+) -> None:
+    await index.insert(around(PARIS, 40, prefix="p") + around(TOKYO, 5, prefix="t"))
+    client = await make_client()
+    body = await skeleton(client, feed=PARIS_FEED, limit=30)
+    assert {item["feedContext"].split(";")[0] for item in body["feed"]} == {"band=near"}
+    text = await (await client.get("/metrics")).text()
+    assert 'feedgen_band_queries_total{band="near"} 1.0' in text
+    assert 'band="world"' not in text
+    assert 'band="city"' not in text
+    last = await skeleton(client, feed=PARIS_FEED, limit=30, cursor=body["cursor"])
+    assert len(last["feed"]) == 15  # the last 10 near, then the 5 in Tokyo
+    text = await (await client.get("/metrics")).text()
+    assert 'feedgen_band_queries_total{band="world"} 1.0' in text
