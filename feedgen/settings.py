@@ -12,6 +12,8 @@
 - `FEEDGEN_BAND_PENALTIES` (`strict`): or three hour values, the handicap of bands 1, 2, 3
   (a far check-in that much newer than a near one is ranked above it).
 - `FEEDGEN_PAGE_CACHE_SECONDS` (2; 0 disables): lifetime of cached first pages.
+- `FEEDGEN_WORKERS` (1): server processes sharing the port (`SO_REUSEPORT`); each has its own
+  caches and metrics. One process runs Python on one core at a time: use one per core.
 - `FEEDGEN_DB_THREADS` (the number of CPUs, at most 8): SQLite reader threads; more threads than
   cores only add GIL contention and tail latency. (PostgreSQL uses a pool of 8 connections.)
 - `FEEDGEN_REGION_FEEDS` (none): extra fixed-anchor feeds, `rkey=lat,lon;rkey2=lat,lon`.
@@ -72,7 +74,8 @@ class FeedgenSettings:
     freshness_window_ms: int
     band_penalties_ms: tuple[int, ...] | None  # None = strict banding
     page_cache_seconds: float
-    db_threads: int = 2
+    db_threads: int
+    workers: int
     region_feeds: tuple[RegionFeed, ...] = ()
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
@@ -106,6 +109,8 @@ class FeedgenSettings:
             page_cache_seconds=_float(
                 env, "FEEDGEN_PAGE_CACHE_SECONDS", DEFAULT_PAGE_CACHE_SECONDS
             ),
+            db_threads=_int(env, "FEEDGEN_DB_THREADS", _default_threads(), low=1, high=64),
+            workers=_int(env, "FEEDGEN_WORKERS", 1, low=1, high=64),
             region_feeds=_region_feeds(env.get("FEEDGEN_REGION_FEEDS", "")),
             privacy_policy_url=env.get("FEEDGEN_PRIVACY_POLICY_URL") or None,
             terms_of_service_url=env.get("FEEDGEN_TERMS_OF_SERVICE_URL") or None,

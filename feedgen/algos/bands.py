@@ -19,6 +19,8 @@ centre of a city", not near the viewer.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -74,6 +76,32 @@ class BandDisks:
                 for index, disk in enumerate(computed)
             )
         )
+
+
+class DiskCache:
+    """A bounded LRU of `BandDisks` by anchor: anchors repeat (region feeds, polling viewers,
+    every later page of a read), and the disks cost three H3 `grid_disk` calls to compute.
+    Safe to share between threads (the SQLite reader's pool)."""
+
+    __slots__ = ("_entries", "_lock", "_max_size")
+
+    def __init__(self, max_size: int = 4096) -> None:
+        self._max_size = max_size
+        self._entries: OrderedDict[Anchor, BandDisks] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def around(self, anchor: Anchor) -> BandDisks:
+        with self._lock:
+            disks = self._entries.get(anchor)
+            if disks is not None:
+                self._entries.move_to_end(anchor)
+                return disks
+        disks = BandDisks.around(anchor)  # outside the lock: other threads keep reading
+        with self._lock:
+            self._entries[anchor] = disks
+            if len(self._entries) > self._max_size:
+                self._entries.popitem(last=False)
+        return disks
 
 
 def _padded(cells: frozenset[int]) -> tuple[int, ...]:

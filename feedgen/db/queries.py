@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.index.geo import BANDS
 from atcore.index.schema import checkin
-from feedgen.algos.bands import DISK_SLOTS, WORLD, Anchor, BandDisks
+from feedgen.algos.bands import DISK_SLOTS, WORLD, Anchor, BandDisks, DiskCache
 from feedgen.algos.order import BandBound, CheckinKey, FeedRow, Position, RankingPlan
 
 BoundKind = Literal["le", "lt", "tie"]
@@ -78,11 +78,12 @@ class IndexReader(Protocol):
 class EngineReader:
     """The reads on an async SQLAlchemy engine (PostgreSQL, CockroachDB; SQLite works too)."""
 
-    __slots__ = ("_engine", "_shapes")
+    __slots__ = ("_disks", "_engine", "_shapes")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._shapes: dict[Shape, Select[Any]] = {}
+        self._disks = DiskCache()
 
     async def ping(self) -> None:
         """Fail unless the index answers (health checks)."""
@@ -95,7 +96,7 @@ class EngineReader:
         return None if row is None else anchor_of(tuple(row))
 
     async def page(self, plan: RankingPlan, last: Position | None, limit: int) -> PageResult:
-        disks = BandDisks.around(plan.anchor) if plan.anchor is not None else None
+        disks = self._disks.around(plan.anchor) if plan.anchor is not None else None
         search = plan.search(last, limit)
         asked: list[int] = []
         async with self._engine.connect() as conn:

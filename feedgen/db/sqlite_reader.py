@@ -34,7 +34,7 @@ from urllib.parse import quote
 from sqlalchemy import Select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from feedgen.algos.bands import NO_CELL, Anchor, BandDisks
+from feedgen.algos.bands import NO_CELL, Anchor, BandDisks, DiskCache
 from feedgen.algos.order import Position, RankingPlan
 from feedgen.db.queries import (
     PageResult,
@@ -95,6 +95,7 @@ class SqliteReader:
         self._shapes: dict[tuple[Shape, str], Compiled] = {}
         self._anchor = Compiled.of(anchor_statement())
         self._ping = Compiled.of(ping_statement())
+        self._disks = DiskCache()
 
     async def ping(self) -> None:
         def read(db: sqlite3.Connection) -> None:
@@ -122,7 +123,7 @@ class SqliteReader:
     def _page(
         self, db: sqlite3.Connection, plan: RankingPlan, last: Position | None, limit: int
     ) -> PageResult:
-        disks = BandDisks.around(plan.anchor) if plan.anchor is not None else None
+        disks = self._disks.around(plan.anchor) if plan.anchor is not None else None
         search = plan.search(last, limit)
         asked: list[int] = []
         try:

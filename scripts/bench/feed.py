@@ -7,7 +7,8 @@ For each backend and size a synthetic index is built (`_feed_data`: check-ins ar
 cities, weighted by population), then `python -m feedgen` runs as its own process on it, serving
 the global `nearby` feed (anonymous viewers) and 40 region feeds anchored on city centres (the
 same ranking code a signed-in viewer gets; only the anchor lookup differs). Phases, each for
-`--seconds` at `--concurrency` parallel requests from this driver process:
+`--seconds` at `--concurrency` parallel requests from this driver process (our server runs
+`--workers` processes, FEEDGEN_WORKERS):
 
 - `first30`: first pages, `limit=30`, round-robin over the feeds; first-page cache OFF.
 - `deep30`:  `limit=30` pages 20 pages deep (cursors collected beforehand); cache OFF.
@@ -81,7 +82,7 @@ def _anchors() -> list[tuple[str, int, int]]:
     return _feed_data.anchors(REGION_FEEDS)
 
 
-def server_env(database_url: str, port: int, *, cache: bool) -> dict[str, str]:
+def server_env(database_url: str, port: int, *, cache: bool, workers: int = 1) -> dict[str, str]:
     regions = ";".join(f"{rkey}={lat / 1e6},{lon / 1e6}" for rkey, lat, lon in _anchors())
     env = {
         "FEEDGEN_PORT": str(port),
@@ -90,6 +91,7 @@ def server_env(database_url: str, port: int, *, cache: bool) -> dict[str, str]:
         "FEEDGEN_REGION_FEEDS": regions,
         "DATABASE_URL": database_url,
         "LOG_LEVEL": "WARNING",
+        "FEEDGEN_WORKERS": str(workers),
     }
     if not cache:
         env["FEEDGEN_PAGE_CACHE_SECONDS"] = "0"
@@ -203,13 +205,15 @@ def _requests(name: str, feeds: Sequence[str], pairs: Sequence[tuple[str, str]])
 
 
 @contextlib.asynccontextmanager
-async def feedgen(database_url: str, workdir: Path, *, cache: bool) -> AsyncIterator[str]:
+async def feedgen(
+    database_url: str, workdir: Path, *, cache: bool, workers: int
+) -> AsyncIterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with server_process(
         "feedgen",
         [sys.executable, "-m", "feedgen"],
-        env=server_env(database_url, port, cache=cache),
+        env=server_env(database_url, port, cache=cache, workers=workers),
         url=url,
         health_path="/xrpc/_health",
         log_path=workdir / f"feedgen-{port}.log",
@@ -245,11 +249,11 @@ async def run_size(
 ) -> list[Phase]:
     common = {"seconds": args.seconds, "concurrency": args.concurrency}
     results = []
-    async with feedgen(database_url, workdir, cache=False) as url:
+    async with feedgen(database_url, workdir, cache=False, workers=args.workers) as url:
         results += await measure_phases(
             url, phases=("first30", "deep30", "poll1"), label=(backend, size, "skyspot"), **common
         )
-    async with feedgen(database_url, workdir, cache=True) as url:
+    async with feedgen(database_url, workdir, cache=True, workers=args.workers) as url:
         results += await measure_phases(
             url, phases=("poll1 cached",), label=(backend, size, "skyspot"), **common
         )
@@ -342,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> list[Phase]:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument(
+        "--workers", type=int, default=1, help="FEEDGEN_WORKERS for our server (processes)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="2,000 check-ins, short phases, SQLite"
     )
     args = parser.parse_args(argv)
@@ -350,7 +357,8 @@ def main(argv: Sequence[str] | None = None) -> list[Phase]:
     sizes = [int(s) for s in args.sizes.split(",")]
     print(
         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores; "
-        f"concurrency {args.concurrency}, {args.seconds:g} s per phase",
+        f"concurrency {args.concurrency}, {args.seconds:g} s per phase, "
+        f"{args.workers} feedgen worker(s)",
         flush=True,
     )
     results: list[Phase] = []

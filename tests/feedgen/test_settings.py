@@ -46,8 +46,12 @@ def test_explicit_values() -> None:
             "FEEDGEN_PAGE_CACHE_SECONDS": "0",
             "FEEDGEN_REGION_FEEDS": "paris=48.8566,2.3522; tokyo=35.6762,139.6503",
             "FEEDGEN_PRIVACY_POLICY_URL": "https://feed.example.com/privacy",
+            "FEEDGEN_WORKERS": "3",
+            "FEEDGEN_DB_THREADS": "5",
         }
     )
+    assert settings.workers == 3
+    assert settings.db_threads == 5
     assert settings.port == 3100
     assert settings.listen_host == "0.0.0.0"
     assert settings.service_did == "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
@@ -79,6 +83,8 @@ def test_explicit_values() -> None:
         ),
         ("FEEDGEN_PUBLISHER_DID", "did:example:x", "did:plc or did:web"),
         ("FEEDGEN_DEV_MODE", "maybe", "FEEDGEN_DEV_MODE"),
+        ("FEEDGEN_WORKERS", "0", "FEEDGEN_WORKERS"),
+        ("FEEDGEN_DB_THREADS", "many", "FEEDGEN_DB_THREADS"),
         ("FEEDGEN_FRESHNESS_HOURS", "0", "positive"),
         ("FEEDGEN_FRESHNESS_HOURS", "nan", "finite"),
         ("FEEDGEN_BAND_PENALTIES", "1,2", "3 comma-separated"),
