@@ -52,6 +52,7 @@ from pds.db import invites
 from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.plc_client import PlcClient, PlcClientError
+from pds.repo.blobs import delete_unowned
 from pds.repo.writer import RepoWriter
 from pds.sequencer import Sequencer
 
@@ -400,13 +401,11 @@ class AccountManager:
         await self._purge_blobs(did, blob_cids)
 
     async def _purge_blobs(self, did: Did, cids: Sequence[CID]) -> None:
-        if self.blobstore is None or not cids:
-            return
-        try:
-            await self.blobstore.delete_many(did, cids)
-        except Exception:
-            # The rows are gone, so the files are unreachable; log for an operator to sweep.
-            log.exception("could not delete the %d blobs of deleted account %s", len(cids), did)
+        # Under the blob locks, like every deletion of blob bytes (`pds.repo.blobs`); failures
+        # are logged there (the rows are gone, so the files are unreachable).
+        await delete_unowned(
+            self.db, self.blobstore, self.repo_writer.blob_locks, [(did, str(c)) for c in cids]
+        )
 
     # -- invites ----------------------------------------------------------------------------------
     async def create_invite_codes(

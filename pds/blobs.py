@@ -3,28 +3,29 @@
 Uploads
     `store_upload` streams an upload into the blob store (size limit, CID, sniffed MIME type)
     and records it as a temporary blob of the uploading account. Uploading bytes the account
-    already has keeps the copy that exists (so a commit about to claim it is not disturbed) and
-    restarts its collection clock; if a record already references the bytes, the upload is made
-    permanent at once, as the reference PDS does.
+    already has keeps the copy that exists and restarts its collection clock; if a record
+    already references the bytes, the upload is made permanent at once, as the reference PDS
+    does.
 
 Garbage collection, every `interval`
     1. *expired uploads*: temporary rows older than `max_age` (an hour by default) that no
-       record references, with their temporary bytes;
+       record references, with their temporary bytes and any permanent copy (left by a commit
+       that moved the upload and then rolled back);
     2. *stray temporary files*: temporary bytes older than `max_age` that no row names
        (uploads whose request died before its row was written, say);
     3. *dereferenced blobs*: permanent rows no record references any more, with their bytes.
        The repo writer deletes these as it commits; this pass is the backstop.
 
 Why this is safe against concurrent writes
-    Uploads and the collector change rows and files only inside write transactions, which
-    SQLite runs one at a time, so an upload never sees a half-collected blob. The repo writer
-    is different: it reads blob rows from a snapshot and moves a claimed upload into permanent
-    storage *before* its own transaction. So the collector deletes an expired upload's
-    temporary bytes first and only then looks for a permanent copy: if a commit moved the bytes
-    before the delete, the copy is there and the row is left alone (the commit makes it
-    permanent); if not, the move can no longer happen (the commit fails cleanly with
-    `BlobNotFound`) and the row goes. The copy left by a commit that moved the bytes and then
-    rolled back stays, still claimable by a retry of that commit.
+    Both sides follow the protocol of `pds.repo.blobs`: the recording of an upload and each
+    collection batch hold the `BlobLocks` of their (did, cid)s, taken before the write
+    transaction, and the collector checks each row again inside its transaction. A commit holds
+    the same locks from reading its blob rows until its transaction ends, so the collector never
+    sees a blob halfway through a commit, and a commit never relies on a row the collector is
+    removing. Expired uploads lose their bytes before their rows (a crash in between leaves a
+    temporary row without bytes, which no commit can claim and the next pass removes);
+    dereferenced blobs lose their rows first (a crash in between leaves unreachable bytes, never
+    a row without bytes).
 
 `BlobGarbageCollector.run_once()` does one full pass (tests call it directly, optionally with a
 shorter `max_age`); `blob_gc_context` runs it periodically for the application's lifetime.
@@ -50,6 +51,7 @@ from pds.blobstore import BlobStore, TempBlob
 from pds.context import CONTEXT
 from pds.db import blobs as blob_sql
 from pds.db.engine import Database
+from pds.repo.blobs import BlobLocks
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ BATCH_SIZE: Final = 50
 async def store_upload(
     db: Database,
     store: BlobStore,
+    locks: BlobLocks,
     did: str,
     chunks: AsyncIterator[bytes],
     *,
@@ -75,7 +78,7 @@ async def store_upload(
     """
     temp = await store.put_temp(chunks, max_size=max_size, declared_mime=declared_mime)
     try:
-        async with db.transaction() as conn:
+        async with locks.hold([(did, str(temp.cid))]), db.transaction() as conn:
             kept_new_copy = await _track_upload(conn, store, did, temp)
     except BaseException:
         await store.delete_temp(temp.key)
@@ -102,7 +105,7 @@ async def _track_upload(conn: AsyncConnection, store: BlobStore, did: str, temp:
     else:
         assert found.temp_key is not None
         if await store.temp_exists(found.temp_key):
-            key = found.temp_key  # keep the copy a commit may be claiming right now
+            key = found.temp_key  # one temporary copy is enough
         await blob_sql.restart_upload(
             conn, did=did, cid=cid, temp_key=key, mime_type=temp.mime_type, now=now
         )
@@ -130,6 +133,7 @@ class BlobGarbageCollector:
         db: Database,
         store: BlobStore,
         *,
+        locks: BlobLocks,
         max_age: timedelta = DEFAULT_MAX_AGE,
         interval: timedelta = DEFAULT_INTERVAL,
         clock: Callable[[], float] = time.time,
@@ -139,6 +143,7 @@ class BlobGarbageCollector:
             raise ValueError("max_age must be >= 0, interval and batch_size positive")
         self._db = db
         self._store = store
+        self._locks = locks
         self.max_age = max_age
         self.interval = interval
         self._clock = clock
@@ -171,25 +176,34 @@ class BlobGarbageCollector:
         removed = 0
         after: blob_sql.ExpiredUpload | None = None
         while True:
-            async with self._db.transaction() as conn:
+            async with self._db.read() as conn:
                 batch = await blob_sql.expired_uploads(
                     conn, created_before=cutoff_ms, after=after, limit=self._batch_size
                 )
-                gone = [(row.did, row.cid) for row in batch if await self._discard_upload(row)]
-                await blob_sql.delete_blob_rows(conn, gone)
-            removed += len(gone)
+            if batch:
+                removed += await self._discard_uploads(batch, cutoff_ms)
             if len(batch) < self._batch_size:
                 return removed
             after = batch[-1]
 
-    async def _discard_upload(self, row: blob_sql.ExpiredUpload) -> bool:
-        """Delete an expired upload's bytes; False when a commit has already moved them."""
-        await self._store.delete_temp(row.temp_key)
-        cid = _parse_cid(row.cid)
-        if cid is not None and await self._store.exists(row.did, cid):
-            log.info("expired upload %s of %s was moved by a commit; keeping it", row.cid, row.did)
-            return False
-        return True
+    async def _discard_uploads(self, listed: list[blob_sql.ExpiredUpload], cutoff_ms: int) -> int:
+        """Remove the listed uploads that, checked again under their locks, are still expired."""
+        keys = [(row.did, row.cid) for row in listed]
+        async with self._locks.hold(keys), self._db.transaction() as conn:
+            # A re-upload may have restarted the clock, or a commit claimed one, since listing.
+            rows = await blob_sql.expired_uploads_among(conn, keys, created_before=cutoff_ms)
+            permanent: dict[str, list[CID]] = {}
+            for row in rows:
+                await self._store.delete_temp(row.temp_key)
+                cid = _parse_cid(row.cid)
+                if cid is not None:
+                    permanent.setdefault(row.did, []).append(cid)
+            # A permanent copy beside a temporary row was left by a commit that moved the
+            # upload and then rolled back; under the lock no commit relies on it.
+            for did, cids in permanent.items():
+                await self._store.delete_many(did, cids)
+            await blob_sql.delete_blob_rows(conn, [(row.did, row.cid) for row in rows])
+        return len(rows)
 
     async def _collect_stray_temp_files(self, age: timedelta) -> int:
         keys = await self._store.list_temp_older_than(age)
@@ -206,22 +220,33 @@ class BlobGarbageCollector:
 
     async def _collect_dereferenced(self) -> int:
         removed = 0
+        after: tuple[str, str] | None = None
         while True:
-            async with self._db.transaction() as conn:
-                batch = await blob_sql.unreferenced_permanent_blobs(conn, limit=self._batch_size)
-                # Bytes first, inside the transaction: an upload of the same bytes must not
-                # find the old copy in place (and skip storing its own) just before it goes.
-                by_did: dict[str, list[CID]] = {}
-                for did, text in batch:
-                    cid = _parse_cid(text)
-                    if cid is not None:
-                        by_did.setdefault(did, []).append(cid)
-                for did, cids in by_did.items():
-                    await self._store.delete_many(did, cids)
-                await blob_sql.delete_blob_rows(conn, batch)
-            removed += len(batch)
+            async with self._db.read() as conn:
+                batch = await blob_sql.unreferenced_permanent_blobs(
+                    conn, after=after, limit=self._batch_size
+                )
+            if batch:
+                removed += await self._discard_dereferenced(batch)
             if len(batch) < self._batch_size:
                 return removed
+            after = batch[-1]
+
+    async def _discard_dereferenced(self, listed: list[tuple[str, str]]) -> int:
+        """Remove the listed blobs that, checked again under their locks, nothing references."""
+        async with self._locks.hold(listed):
+            async with self._db.transaction() as conn:
+                gone = await blob_sql.unreferenced_permanent_among(conn, listed)
+                await blob_sql.delete_blob_rows(conn, gone)
+            # Rows first: from here on no commit can claim these blobs (it finds no row).
+            by_did: dict[str, list[CID]] = {}
+            for did, text in gone:
+                cid = _parse_cid(text)
+                if cid is not None:
+                    by_did.setdefault(did, []).append(cid)
+            for did, cids in by_did.items():
+                await self._store.delete_many(did, cids)
+        return len(gone)
 
 
 def _parse_cid(text: str) -> CID | None:
@@ -248,7 +273,13 @@ def blob_gc_context(
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         ctx = app[CONTEXT]
-        collector = BlobGarbageCollector(ctx.db, ctx.blobstore, max_age=max_age, interval=interval)
+        collector = BlobGarbageCollector(
+            ctx.db,
+            ctx.blobstore,
+            locks=ctx.repo_writer.blob_locks,
+            max_age=max_age,
+            interval=interval,
+        )
         app[BLOB_GC] = collector
         task = asyncio.create_task(collector.run_forever(), name="blob-gc")
         try:

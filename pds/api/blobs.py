@@ -47,6 +47,7 @@ async def upload_blob(request: web.Request) -> web.Response:
         ref = await store_upload(
             ctx.db,
             ctx.blobstore,
+            ctx.repo_writer.blob_locks,
             did,
             _body_chunks(request),
             max_size=limit,

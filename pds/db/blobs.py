@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from pds.db import schema
 
@@ -167,6 +168,28 @@ class ExpiredUpload:
     created_at: int
 
 
+def _unreferenced() -> ColumnElement[bool]:
+    return ~exists().where(
+        _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
+    )
+
+
+def _is_expired_upload(created_before: int) -> ColumnElement[bool]:
+    return and_(_blob.c.temp_key.is_not(None), _blob.c.created_at < created_before, _unreferenced())
+
+
+def _is_dereferenced() -> ColumnElement[bool]:
+    # Taken-down blobs are kept, so moderation can still inspect them.
+    return and_(_blob.c.temp_key.is_(None), _blob.c.takedown_ref.is_(None), _unreferenced())
+
+
+def _among(keys: Sequence[tuple[str, str]]) -> ColumnElement[bool]:
+    return tuple_(_blob.c.did, _blob.c.cid).in_(list(keys))
+
+
+_EXPIRED_COLUMNS = (_blob.c.did, _blob.c.cid, _blob.c.temp_key, _blob.c.created_at)
+
+
 async def expired_uploads(
     conn: AsyncConnection,
     *,
@@ -176,12 +199,9 @@ async def expired_uploads(
 ) -> list[ExpiredUpload]:
     """Temporary blob rows older than `created_before` that no record references, in
     (created_at, did, cid) order after `after` (so rows a pass keeps are not listed again)."""
-    referenced = exists().where(
-        _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
-    )
     query = (
-        select(_blob.c.did, _blob.c.cid, _blob.c.temp_key, _blob.c.created_at)
-        .where(_blob.c.temp_key.is_not(None), _blob.c.created_at < created_before, ~referenced)
+        select(*_EXPIRED_COLUMNS)
+        .where(_is_expired_upload(created_before))
         .order_by(_blob.c.created_at, _blob.c.did, _blob.c.cid)
         .limit(limit)
     )
@@ -196,20 +216,42 @@ async def expired_uploads(
     ]
 
 
+async def expired_uploads_among(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str]], *, created_before: int
+) -> list[ExpiredUpload]:
+    """Those of the (did, cid) `keys` that are still expired uploads (the check under lock)."""
+    if not keys:
+        return []
+    query = select(*_EXPIRED_COLUMNS).where(_among(keys), _is_expired_upload(created_before))
+    return [
+        ExpiredUpload(did, cid, key, int(created))
+        for did, cid, key, created in await conn.execute(query)
+    ]
+
+
 async def unreferenced_permanent_blobs(
-    conn: AsyncConnection, *, limit: int
+    conn: AsyncConnection, *, after: tuple[str, str] | None, limit: int
 ) -> list[tuple[str, str]]:
-    """(did, cid) of permanent blobs no record references any more (taken-down ones are kept,
-    so moderation can still inspect them)."""
-    referenced = exists().where(
-        _record_blob.c.did == _blob.c.did, _record_blob.c.blob_cid == _blob.c.cid
-    )
+    """(did, cid) of permanent blobs no record references any more, in order after `after`."""
     query = (
         select(_blob.c.did, _blob.c.cid)
-        .where(_blob.c.temp_key.is_(None), _blob.c.takedown_ref.is_(None), ~referenced)
+        .where(_is_dereferenced())
         .order_by(_blob.c.did, _blob.c.cid)
         .limit(limit)
     )
+    if after is not None:
+        position = tuple_(_blob.c.did, _blob.c.cid)
+        query = query.where(position > tuple_(literal(after[0]), literal(after[1])))
+    return [(did, cid) for did, cid in await conn.execute(query)]
+
+
+async def unreferenced_permanent_among(
+    conn: AsyncConnection, keys: Sequence[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """Those of the (did, cid) `keys` that are still unreferenced permanent blobs."""
+    if not keys:
+        return []
+    query = select(_blob.c.did, _blob.c.cid).where(_among(keys), _is_dereferenced())
     return [(did, cid) for did, cid in await conn.execute(query)]
 
 

@@ -230,6 +230,17 @@ async def find_blobs(conn: AsyncConnection, did: str, cids: Sequence[str]) -> di
     return found
 
 
+async def existing_blob_rows(conn: AsyncConnection, did: str, cids: Sequence[str]) -> set[str]:
+    """Which of `cids` (text) have a blob row in the repo, in any state."""
+    found: set[str] = set()
+    for chunk in _chunks(list(cids)):
+        rows = await conn.execute(
+            select(_blob.c.cid).where(_blob.c.did == did, _blob.c.cid.in_(chunk))
+        )
+        found.update(row[0] for row in rows)
+    return found
+
+
 # -- whole repositories ----------------------------------------------------------------------
 
 

@@ -15,7 +15,10 @@ Why not SQLAlchemy here
 
 `apply_batch` is the function: roots moved by compare-and-swap (a head that changed since it
 was planned, or an account no longer active, raises `StaleHead` and the whole batch rolls
-back), blocks, record index, record → blob references and the sequenced events.
+back), blocks, record index, record → blob references and the sequenced events. Every blob the
+written records reference must still have its row (not taken down): the writer read those rows
+before the transaction, and a missing one raises `BlobsChanged`, rolling the batch back (see
+`pds.repo.blobs` for the protocol this belongs to).
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ class StaleHead(Exception):
     def __init__(self, did: str) -> None:
         super().__init__(f"the head of {did} changed while its commit was being planned")
         self.did = did
+
+
+class BlobsChanged(Exception):
+    """A blob the batch's records reference lost its row since it was read (rolled back)."""
+
+    def __init__(self, did: str, cids: Sequence[str]) -> None:
+        super().__init__(f"blobs of {did} vanished while the commit was planned: {list(cids)}")
+        self.did = did
+        self.cids = list(cids)
 
 
 async def run_on_writer(db: Database, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -181,6 +193,7 @@ def _settle_candidates(conn: sqlite3.Connection, batch: BatchWrite) -> None:
 
 def _rewrite_blob_refs(conn: sqlite3.Connection, did: str, refs: BlobRefs) -> list[str]:
     """Replace the touched records' blob refs; drop blobs nothing references any more."""
+    _check_blobs_exist(conn, did, {cid for cid, _ in refs.rows})
     loose = set(refs.loose)
     loose |= _select_in(
         conn,
@@ -212,6 +225,20 @@ def _rewrite_blob_refs(conn: sqlite3.Connection, did: str, refs: BlobRefs) -> li
     gone = sorted(loose - pinned)
     conn.executemany("DELETE FROM blob WHERE did = ? AND cid = ?", [(did, cid) for cid in gone])
     return gone
+
+
+def _check_blobs_exist(conn: sqlite3.Connection, did: str, cids: set[str]) -> None:
+    """Raise `BlobsChanged` unless every blob in `cids` still has a usable row."""
+    if not cids:
+        return
+    present = _select_in(
+        conn,
+        "SELECT cid FROM blob WHERE did = ? AND takedown_ref IS NULL AND cid IN ({})",
+        did,
+        sorted(cids),
+    )
+    if missing := cids - present:
+        raise BlobsChanged(did, sorted(missing))
 
 
 def insert_events(

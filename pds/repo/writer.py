@@ -19,9 +19,12 @@ Heads
     (`pds.db.repo_batch`).
 
 Blobs
-    A record's blob refs must name blobs uploaded to this repo. Temporary ones are moved into
-    permanent storage *before* the transaction commits, so an acknowledged write never points at
-    a temp file; blobs no record references any more are deleted after the commit.
+    A record's blob refs must name blobs uploaded to this repo. An attempt holds the `BlobLocks`
+    of every blob its records reference from reading their rows until its transaction ends;
+    temporary ones are moved into permanent storage before the transaction, which checks that
+    their rows are still there (`BlobsChanged` sends the batch back to planning). The files of
+    blobs no record references any more are deleted after the commit, under their locks and only
+    if no row claims them again. `pds.repo.blobs` describes the whole protocol.
 
 `create_repo` writes a new account's empty repository inside the account-creation transaction
 and sequences its `#commit` and `#sync` events (the caller sequences `#identity` and `#account`
@@ -48,9 +51,9 @@ from atcore.syntax import Did, parse_did
 from atcore.tid import TidClock
 from pds.blobstore.contract import BlobStoreError
 from pds.db import repo as repo_sql
-from pds.db.repo_batch import StaleHead, apply_batch, run_on_writer
+from pds.db.repo_batch import BlobsChanged, StaleHead, apply_batch, run_on_writer
 from pds.repo.batch import PlannedEntry, collect
-from pds.repo.blobs import BlobPlan, BlobStoreLike
+from pds.repo.blobs import BlobKey, BlobLocks, BlobPlan, BlobStoreLike, blob_keys, delete_unowned
 from pds.repo.errors import (
     AccountUnavailable,
     InvalidSwap,
@@ -134,6 +137,8 @@ class RepoWriter:
         self.sequencer = sequencer
         self.db = sequencer.db
         self.blobstore = blobstore
+        # Shared with uploads, the blob collector and account deletion (`pds.repo.blobs`).
+        self.blob_locks = BlobLocks()
         self.cache = cache or BlockCache()
         self.clock = clock or TidClock()
         self._queue: list[_Request] = []
@@ -237,9 +242,16 @@ class RepoWriter:
                 request.future.set_exception(RuntimeError("repository heads kept moving"))
 
     async def _attempt(self, requests: list[_Request]) -> bool:
-        """Plan and write one batch; False when a head moved and the batch must be redone."""
+        """Plan and write one batch; False when a head moved (or a referenced blob's row went)
+        and the batch must be redone."""
+        keys = blob_keys(write for request in requests for write in request.writes)
+        async with self.blob_locks.hold(keys):
+            return await self._attempt_locked(requests, keys)
+
+    async def _attempt_locked(self, requests: list[_Request], keys: set[BlobKey]) -> bool:
         batch = _Batch()
         blobs = BlobPlan(self.blobstore)
+        await blobs.load(self.db, keys)
         await self._plan_batch(requests, batch, blobs)
         if not batch.done:
             self._finish_noops(batch)
@@ -257,6 +269,10 @@ class RepoWriter:
             for request in requests:
                 self._heads.pop(request.did, None)
             return False
+        except BlobsChanged as exc:
+            # Planning again reads the rows again and refuses the writes that need the blob.
+            log.info("%s; planning the batch again", exc)
+            return False
         self.cache.put_many(batch.pending)
         for (request, planned, _), seq in zip(batch.done, result.seqs, strict=True):
             self._remember(planned.state)
@@ -265,7 +281,9 @@ class RepoWriter:
         self._finish_noops(batch)
         self.sequencer.signal.notify()
         if result.dereferenced_blobs:
-            self._spawn(blobs.delete_files(result.dereferenced_blobs))
+            self._spawn(
+                delete_unowned(self.db, self.blobstore, self.blob_locks, result.dereferenced_blobs)
+            )
         return True
 
     def _finish_noops(self, batch: _Batch) -> None:
@@ -278,7 +296,6 @@ class RepoWriter:
         unavailable: dict[str, repo_sql.RepoHead] = {}
         dids = list(dict.fromkeys(request.did for request in requests))
         states = await self._heads_of(dids, unavailable)
-        await blobs.load(self.db, [w for request in requests for w in request.writes])
         for request in requests:
             try:
                 state = states.get(request.did)

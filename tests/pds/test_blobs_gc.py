@@ -22,6 +22,7 @@ from atcore.datajson import BlobRef
 from pds.blobs import BlobGarbageCollector, CollectionReport, store_upload
 from pds.blobstore import BlobNotFound, BlobStore, BlobTooLarge, DiskBlobStore
 from pds.db import schema
+from pds.repo.blobs import BlobLocks
 from pds.repo.errors import BlobNotFound as RepoBlobNotFound
 from tests.pds.blobstore.conftest import (  # noqa: F401  (fixtures used by name)
     Clock,
@@ -64,7 +65,7 @@ async def env(tmp_path: Path, store: BlobStore) -> AsyncIterator[RepoEnv]:
 
 @pytest.fixture
 def collector(env: RepoEnv, store: BlobStore, clock: Clock) -> BlobGarbageCollector:
-    return BlobGarbageCollector(env.db, store, clock=clock)
+    return BlobGarbageCollector(env.db, store, locks=env.writer.blob_locks, clock=clock)
 
 
 def random_bytes(size: int) -> bytes:
@@ -78,7 +79,13 @@ async def chunked(content: bytes, chunk_size: int = 1000) -> AsyncIterator[bytes
 
 async def upload(env: RepoEnv, store: BlobStore, did: str, content: bytes) -> BlobRef:
     return await store_upload(
-        env.db, store, did, chunked(content, 1000), max_size=LIMIT, declared_mime="*/*"
+        env.db,
+        store,
+        env.writer.blob_locks,
+        did,
+        chunked(content, 1000),
+        max_size=LIMIT,
+        declared_mime="*/*",
     )
 
 
@@ -122,7 +129,13 @@ async def test_oversized_upload_leaves_no_row_and_no_bytes(env: RepoEnv, store: 
     did = await env.new_account("alice")
     with pytest.raises(BlobTooLarge):
         await store_upload(
-            env.db, store, did, chunked(random_bytes(5000), 1000), max_size=4096, declared_mime=None
+            env.db,
+            store,
+            env.writer.blob_locks,
+            did,
+            chunked(random_bytes(5000), 1000),
+            max_size=4096,
+            declared_mime=None,
         )
     async with env.db.read() as conn:
         assert (await conn.execute(select(schema.blob))).first() is None
@@ -256,21 +269,58 @@ async def test_dereferenced_permanent_blob_left_behind_is_collected(
     assert await stored_bytes(store, did, ref.ref) is None
 
 
-async def test_expired_upload_already_moved_by_a_commit_is_left_to_it(
+async def moved_by_a_rolled_back_commit(env: RepoEnv, store: BlobStore, did: str) -> BlobRef:
+    """An upload in the state a commit leaves when it moved the bytes and then rolled back:
+    a temporary row, its bytes in permanent storage."""
+    ref = await upload(env, store, did, png_1x1())
+    row = await blob_row(env, did, ref.ref)
+    await store.make_permanent(row.temp_key, did, ref.ref)
+    return ref
+
+
+async def test_upload_moved_by_a_rolled_back_commit_is_still_claimable(
+    env: RepoEnv, store: BlobStore, collector: BlobGarbageCollector
+) -> None:
+    did = await env.new_account("alice")
+    ref = await moved_by_a_rolled_back_commit(env, store, did)
+    assert await collector.run_once() == CollectionReport()  # young: left alone
+    await reference(env, did, ref, "retry")  # the retried commit finds the bytes in place
+    assert (await blob_row(env, did, ref.ref)).temp_key is None
+    assert await stored_bytes(store, did, ref.ref) == png_1x1()
+
+
+async def test_expired_upload_moved_by_a_rolled_back_commit_goes_with_both_copies(
     env: RepoEnv, store: BlobStore, collector: BlobGarbageCollector, clock: Clock
 ) -> None:
     did = await env.new_account("alice")
-    ref = await upload(env, store, did, png_1x1())
-    row = await blob_row(env, did, ref.ref)
-    # A commit moves a claimed upload into permanent storage before its transaction; the
-    # collector must not pull the bytes (or the row) from under it.
-    await store.make_permanent(row.temp_key, did, ref.ref)
+    ref = await moved_by_a_rolled_back_commit(env, store, did)
     clock.advance(2 * HOUR)
-    assert await collector.run_once() == CollectionReport()
-    assert await blob_row(env, did, ref.ref) is not None
-    await reference(env, did, ref, "late")  # the commit (or its retry) still succeeds
-    assert (await blob_row(env, did, ref.ref)).temp_key is None
-    assert await stored_bytes(store, did, ref.ref) == png_1x1()
+    assert await collector.run_once() == CollectionReport(expired_uploads=1)
+    assert await blob_row(env, did, ref.ref) is None
+    assert await stored_bytes(store, did, ref.ref) is None
+    assert await temp_keys(store) == set()
+
+
+async def test_commits_racing_the_collector_never_acknowledge_missing_bytes(
+    env: RepoEnv, store: BlobStore, collector: BlobGarbageCollector, clock: Clock
+) -> None:
+    """Expired uploads referenced while a pass runs: each commit either fails with
+    `BlobNotFound` (the pass won) or leaves a permanent blob with its bytes."""
+    did = await env.new_account("alice")
+    for round_ in range(6):
+        content = random_bytes(200 + round_)
+        ref = await upload(env, store, did, content)
+        clock.advance(2 * HOUR)
+        await asyncio.sleep(0.01 * (round_ % 3))
+        committed, _ = await asyncio.gather(
+            reference(env, did, ref, f"r{round_}"), collector.run_once(), return_exceptions=True
+        )
+        if isinstance(committed, BaseException):
+            assert isinstance(committed, RepoBlobNotFound), committed
+            assert await stored_bytes(store, did, ref.ref) is None
+        else:
+            assert (await blob_row(env, did, ref.ref)).temp_key is None
+            assert await stored_bytes(store, did, ref.ref) == content
 
 
 async def test_commit_after_collection_fails_cleanly(
@@ -289,13 +339,16 @@ async def test_many_expired_uploads_in_batches(
     env: RepoEnv, store: BlobStore, clock: Clock
 ) -> None:
     did = await env.new_account("alice")
-    collector = BlobGarbageCollector(env.db, store, clock=clock, batch_size=3)
+    collector = BlobGarbageCollector(
+        env.db, store, locks=env.writer.blob_locks, clock=clock, batch_size=3
+    )
     refs = [await upload(env, store, did, random_bytes(100 + i)) for i in range(8)]
     moved = await blob_row(env, did, refs[0].ref)
-    await store.make_permanent(moved.temp_key, did, refs[0].ref)  # kept: not re-listed forever
+    await store.make_permanent(moved.temp_key, did, refs[0].ref)  # a rolled-back commit's copy
     clock.advance(2 * HOUR)
-    assert await collector.run_once() == CollectionReport(expired_uploads=7)
-    assert [await blob_row(env, did, ref.ref) is None for ref in refs] == [False] + [True] * 7
+    assert await collector.run_once() == CollectionReport(expired_uploads=8)
+    assert [await blob_row(env, did, ref.ref) for ref in refs] == [None] * 8
+    assert await stored_bytes(store, did, refs[0].ref) is None
 
 
 async def test_stray_temporary_files_are_collected(
@@ -320,7 +373,7 @@ async def test_collector_runs_periodically(env: RepoEnv, store: BlobStore, clock
     ref = await upload(env, store, did, png_1x1())
     clock.advance(2 * HOUR)
     collector = BlobGarbageCollector(
-        env.db, store, clock=clock, interval=timedelta(milliseconds=20)
+        env.db, store, locks=env.writer.blob_locks, clock=clock, interval=timedelta(milliseconds=20)
     )
     task = asyncio.create_task(collector.run_forever())
     try:
@@ -339,4 +392,6 @@ def test_collector_refuses_nonsense_settings(tmp_path: Path) -> None:
 
     store = DiskBlobStore(tmp_path / "blobs")
     with pytest.raises(ValueError, match="interval"):
-        BlobGarbageCollector(Database(tmp_path / "x.sqlite"), store, interval=timedelta(0))
+        BlobGarbageCollector(
+            Database(tmp_path / "x.sqlite"), store, locks=BlobLocks(), interval=timedelta(0)
+        )

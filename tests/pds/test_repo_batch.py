@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 
 from pds.db import schema
 from pds.db.engine import Database
-from pds.db.repo_batch import EventRow, insert_events, run_on_writer
+from pds.db.repo_batch import (
+    BatchWrite,
+    BlobRefs,
+    BlobsChanged,
+    EventRow,
+    apply_batch,
+    insert_events,
+    run_on_writer,
+)
 
 
 @pytest.fixture
@@ -74,3 +82,22 @@ async def test_serialized_with_sqlalchemy_transactions(db: Database) -> None:
     seqs = sorted(s for r in results if isinstance(r, list) for s in r)
     assert seqs == list(range(1, 11))
     assert await count_events(db) == 20
+
+
+async def test_a_blob_ref_without_its_row_rolls_the_batch_back(db: Database) -> None:
+    """The writer read the blob rows before the transaction; if one is gone by then, nothing of
+    the batch may be written (the writer plans it again and refuses that write)."""
+    did, cid = "did:x:a", "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    uri = f"at://{did}/com.example.photo/one"
+    batch = BatchWrite(
+        now=0,
+        time_text="t",
+        events=[event(did)],
+        blobs={did: BlobRefs(touched_uris=[uri], rows=[(cid, uri)])},
+    )
+    with pytest.raises(BlobsChanged) as refused:
+        await run_on_writer(db, lambda conn: apply_batch(conn, batch))
+    assert (refused.value.did, refused.value.cids) == (did, [cid])
+    assert await count_events(db) == 0
+    async with db.read() as conn:
+        assert (await conn.execute(select(schema.record_blob))).first() is None
