@@ -305,6 +305,19 @@ def test_chat_needs_more_than_a_plain_app_password(
     assert appview.last(FAKE_ECHO).body == b'{"n": 1}'
 
 
+def test_privileged_namespace_is_matched_whatever_its_case(
+    stack: Stack, elsewhere: FakeService, account: LiveAccount
+) -> None:
+    """NSID authorities are case-insensitive: `Chat.Bsky.*` is still chat, and a plain app
+    password may not reach it through `atproto-proxy` either."""
+    nsid = "Chat.Bsky.convo.sendMessage"
+    plain = _app_password_session(stack, account, privileged=False)
+    headers = {**plain, "atproto-proxy": f"{elsewhere.did}#bsky_chat"}
+    reply = call(stack.xrpc(nsid), method="POST", headers=headers, body={})
+    assert_error(reply, 400, "InvalidToken", "Bad token method")
+    assert elsewhere.requests_for(nsid) == []
+
+
 # -- getFeed ---------------------------------------------------------------------------------------
 def _create_generator(stack: Stack, account: LiveAccount, rkey: str, did: str) -> str:
     record = {
