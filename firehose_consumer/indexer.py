@@ -2,7 +2,7 @@
 
 Lanes `submit` the outcome of every event they process (its changes, possibly none, and its
 source seq). The writer collects submissions for up to `max_delay_s` or `max_batch_events`,
-coalesces them (`changes.Batch`), completes their seqs in the `SeqTracker`s, and writes the
+coalesces at most `max_batch_events` of them (`changes.Batch`), completes their seqs in the `SeqTracker`s, and writes the
 changes plus each source's new watermark in ONE transaction - so the stored cursor never runs
 ahead of the stored index, and never lags it by more than one batch.
 
@@ -71,15 +71,18 @@ def now_ms() -> int:
 
 
 def is_outage(error: BaseException) -> bool:
-    """The database cannot be reached right now (as opposed to refusing this batch)."""
-    if isinstance(error, OSError):
+    """The database cannot be reached right now (as opposed to refusing this batch).
+
+    Covers wrapped driver errors and the raw ones some drivers raise while connecting (asyncpg's
+    `CannotConnectNowError` while a restarted server recovers, for one).
+    """
+    if isinstance(error, OSError):  # refused, reset, timed out
         return True
-    if not isinstance(error, DBAPIError):
-        return False
-    state = sqlstate_of(error) or ""
-    if error.connection_invalidated or state.startswith(_OUTAGE_STATES):
+    if (sqlstate_of(error) or "").startswith(_OUTAGE_STATES):
         return True
-    return isinstance(error, (OperationalError, InterfaceError))
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error, (OperationalError, InterfaceError))
+    return False
 
 
 class IndexWriter:
@@ -125,6 +128,8 @@ class IndexWriter:
                 await self._gather(stop)
             await self.flush()
             if stopping:
+                while self._pending.items:  # everything submitted, batch by batch
+                    await self.flush()
                 return
 
     async def _gather(self, stop: asyncio.Event) -> None:
@@ -136,9 +141,13 @@ class IndexWriter:
 
     async def flush(self) -> None:
         """Write everything submitted so far, plus the cursors it lets advance."""
-        items, self._pending = self._pending.items, _Pending()
-        self._arrived.clear()
-        self._full.clear()
+        cap = self.options.max_batch_events
+        items, rest = self._pending.items[:cap], self._pending.items[cap:]
+        self._pending = _Pending(rest)
+        if not rest:
+            self._arrived.clear()
+        if len(rest) < cap:
+            self._full.clear()
         batch = Batch()
         for item in items:
             if item.changes is not None:
@@ -189,7 +198,7 @@ class IndexWriter:
                     on_retry=lambda _e, _n: self.metrics.write_retries.labels("conflict").inc(),
                 )  # fmt: skip
                 return
-            except (DBAPIError, OSError) as exc:
+            except Exception as exc:
                 if not is_outage(exc):
                     raise
                 attempt += 1

@@ -151,6 +151,9 @@ class Lanes(Generic[T]):
                     self.pending -= 1
                     if not self.pending:
                         self._idle.set()
+                # Cached verification never suspends: yield so one busy DID cannot starve the
+                # socket readers and the writer.
+                await asyncio.sleep(0)
         finally:
             del self._queues[key]
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from functools import partial
+from typing import Any, Final, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -46,21 +47,23 @@ from firehose_consumer.events import (
     RepoEvent,
     SyncEvent,
 )
-from firehose_consumer.indexer import IndexWriter, Submission, WriterOptions
+from firehose_consumer.indexer import IndexWriter, Submission, WriterOptions, is_outage
 from firehose_consumer.metrics import ConsumerMetrics, metrics_app
 from firehose_consumer.pipeline import FrameQueue, Lanes, SeqTracker
 from firehose_consumer.process import EventProcessor, ProcessorOptions, now_ms
 from firehose_consumer.resync import RepoFetcher
 from firehose_consumer.settings import ConsumerSettings, Source
 from firehose_consumer.state import RepoStates
-from firehose_consumer.stream import ReaderExit, ReaderOptions, StreamReader
+from firehose_consumer.stream import Backoff, ReaderExit, ReaderOptions, StreamReader
 from firehose_consumer.verify import CommitVerifier
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_FUTURE_CURSOR: Final = 2
 SHUTDOWN_GRACE_S: Final = 5.0
 RESYNC_POLL_S: Final = 1.0
+YIELD_EVERY: Final = 64  # frames dispatched between explicit yields to the readers and writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,9 +281,13 @@ class Pipeline:
     async def _dispatch(self) -> None:
         limits = Limits(max_frame_bytes=self.settings.max_frame_bytes)
         sources = self.settings.sources
+        dispatched = 0
         while True:
             while self._inflight() >= self.settings.max_inflight:
                 await self.writer.wait_committed()
+            dispatched += 1
+            if dispatched % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a full queue never suspends get(): let others run
             index, frame = await self.queue.get()
             self.metrics.queue_depth.set(len(self.queue))
             self.metrics.inflight.set(self._inflight())
@@ -339,13 +346,30 @@ class Pipeline:
             return
         event = item.event
         try:
-            changes = await self._handle(event)
+            changes = await self._until_database_answers(lambda: self._handle(event))
         except Exception:  # never let one event wedge the cursor; CancelledError passes
             log.exception("processing %s seq %s failed", type(event).__name__, event.seq)
             self.metrics.invalid.labels("processing_error").inc()
             changes = None
         self.metrics.observe_time(item.source, _event_time(event.time))
         self.writer.submit(Submission(item.source, event.seq, changes))
+
+    async def _until_database_answers(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work`, again and again while the index database is unreachable.
+
+        Processing reads the database only before it changes any state (a repo state cache
+        miss), so a failed attempt can simply be repeated; dropping the event instead would
+        let the cursor pass an event whose changes were never written.
+        """
+        backoff = Backoff(0.1, 5.0)
+        while True:
+            try:
+                return await work()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.metrics.write_retries.labels("unavailable").inc()
+                await asyncio.sleep(backoff.next_delay())
 
     async def _handle(self, event: RepoEvent) -> Any:
         if isinstance(event, CommitEvent):
@@ -359,7 +383,7 @@ class Pipeline:
 
     async def _scheduled_resync(self, did: str) -> None:
         try:
-            state = await self.states.get(did)
+            state = await self._until_database_answers(lambda: self.states.get(did))
             if (
                 state is None
                 or not state.desynchronized
@@ -371,13 +395,17 @@ class Pipeline:
         finally:
             self._resyncing.discard(did)
 
+    async def _due_resyncs(self, limit: int) -> list[str]:
+        async with self.reader_engine.connect() as conn:
+            return await queries.due_resyncs(conn, now_ms(), limit)
+
     async def _resync_scheduler(self) -> None:
         room = 2 * self.settings.resync_concurrency
         while True:
             free = room - len(self._resyncing)
             if free > 0:
-                async with self.reader_engine.connect() as conn:
-                    due = await queries.due_resyncs(conn, now_ms(), free + len(self._resyncing))
+                limit = free + len(self._resyncing)
+                due = await self._until_database_answers(partial(self._due_resyncs, limit))
                 for did in due:
                     if did not in self._resyncing and len(self._resyncing) < room:
                         self._resyncing.add(did)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import select, text
@@ -86,10 +86,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 
 class IndexReader:
-    """Read the index the way tests need it (a separate read-only engine)."""
+    """Read the index the way tests need it (a separate read-only engine).
+
+    Every reader is disposed at the end of its test, even when the test fails early.
+    """
+
+    open_readers: ClassVar[list[IndexReader]] = []
 
     def __init__(self, url: str) -> None:
         self.engine = create_index_engine(url, read_only=True)
+        IndexReader.open_readers.append(self)
 
     async def checkins(self) -> dict[tuple[str, str], dict[str, Any]]:
         if not await self.has_tables():
@@ -121,6 +127,13 @@ class IndexReader:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+async def _dispose_readers() -> AsyncIterator[None]:
+    yield
+    while IndexReader.open_readers:
+        await IndexReader.open_readers.pop().close()
 
 
 @pytest.fixture
