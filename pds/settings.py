@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from atcore.crypto import K256Keypair
 
@@ -47,6 +48,27 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    """An optional absolute http(s) URL."""
+    raw = env.get(name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise SettingsError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw
+
+
+def _email(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    local, at, domain = raw.partition("@")
+    if not (local and at and domain) or any(c.isspace() for c in raw):
+        raise SettingsError(f"{name} must be an email address, got {raw!r}")
+    return raw
+
+
 def _list(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None:
@@ -78,6 +100,10 @@ class PdsSettings:
     crawlers: tuple[str, ...] = ()
     database_url: str = ""
     backfill_window_hours: int = 72
+    # describeServer `links` / `contact`
+    privacy_policy_url: str | None = None
+    terms_of_service_url: str | None = None
+    contact_email_address: str | None = None
 
     @property
     def plc_rotation_keypair(self) -> K256Keypair:
@@ -127,6 +153,9 @@ class PdsSettings:
             crawlers=_list(env, "PDS_CRAWLERS", ()),
             database_url=env.get("PDS_DATABASE_URL") or "",
             backfill_window_hours=_int(env, "PDS_SEQUENCER_BACKFILL_HOURS", 72),
+            privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
+            terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),
+            contact_email_address=_email(env, "PDS_CONTACT_EMAIL_ADDRESS"),
         )
 
 

@@ -24,6 +24,7 @@ from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.tokens import TokenPair
 from pds.context import AppContext, context_of
 from pds.db.accounts import AccountRow
+from pds.settings import PdsSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,24 @@ def add_routes(app: web.Application) -> None:
 
 
 async def describe_server(request: web.Request) -> web.Response:
-    settings = context_of(request).settings
-    return web.json_response(
-        {
-            "did": settings.service_did,
-            "availableUserDomains": list(settings.service_handle_domains),
-            "inviteCodeRequired": settings.invite_required,
-            "blobUploadLimit": settings.blob_upload_limit,
-            "links": {},
-            "contact": {},
-        }
-    )
+    return web.json_response(server_description(context_of(request).settings))
+
+
+def server_description(settings: PdsSettings) -> dict[str, Any]:
+    """The describeServer answer; `links` and `contact` hold only what is configured."""
+    links = {
+        "privacyPolicy": settings.privacy_policy_url,
+        "termsOfService": settings.terms_of_service_url,
+    }
+    email = settings.contact_email_address
+    return {
+        "did": settings.service_did,
+        "availableUserDomains": list(settings.service_handle_domains),
+        "inviteCodeRequired": settings.invite_required,
+        "blobUploadLimit": settings.blob_upload_limit,
+        "links": {name: url for name, url in links.items() if url is not None},
+        "contact": {} if email is None else {"email": email},
+    }
 
 
 # -- accounts ---------------------------------------------------------------------------------

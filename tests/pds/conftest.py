@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import aiohttp
 import pytest
 
-from tests.pds.stack import LiveAccount, Stack, create_account, start_stack, unique_name
+from tests.pds.stack import (
+    SHARED_STACK_ENV,
+    LiveAccount,
+    Stack,
+    create_account,
+    start_stack,
+    unique_name,
+)
 from tests.pds.xrpc_client import Xrpc
 
 # Re-exported: PDS test modules import the stack helpers from here too.
@@ -23,7 +30,7 @@ __all__ = ["LiveAccount", "Stack", "create_account", "start_stack", "unique_name
 
 @pytest.fixture(scope="session")
 def pds_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with start_stack(tmp_path_factory.mktemp("stack")) as stack:
+    with start_stack(tmp_path_factory.mktemp("stack"), **SHARED_STACK_ENV) as stack:
         yield stack
 
 

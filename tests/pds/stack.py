@@ -124,6 +124,14 @@ class _ServerThread(threading.Thread):
         self.join(_START_TIMEOUT)
 
 
+# What the shared stack sets beyond the defaults (describeServer reports these).
+SHARED_STACK_ENV = {
+    "PDS_PRIVACY_POLICY_URL": "https://skyspot.example/privacy",
+    "PDS_TERMS_OF_SERVICE_URL": "https://skyspot.example/terms",
+    "PDS_CONTACT_EMAIL_ADDRESS": "admin@skyspot.example",
+}
+
+
 @contextmanager
 def start_stack(data_dir: Path, **env: str) -> Iterator[Stack]:
     """Start PLC + PDS (dev mode) with data under `data_dir`; `env` overrides PDS settings."""

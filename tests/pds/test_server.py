@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +13,12 @@ from sqlalchemy import update
 
 from atcore import nsids
 from atcore.identity import DidDocument
+from pds.api.server import server_description
 from pds.auth.tokens import ACCESS_TOKEN_TTL_SECONDS, AuthScope, TokenIssuer
 from pds.db.engine import Database
 from pds.db.schema import refresh_token
-from tests.pds.stack import LiveAccount, Stack, account_events, unique_name
+from pds.settings import PdsSettings, SettingsError
+from tests.pds.stack import SHARED_STACK_ENV, LiveAccount, Stack, account_events, unique_name
 from tests.pds.xrpc_client import Xrpc, bearer, jwt_claims
 
 NewAccount = Callable[..., LiveAccount]
@@ -32,6 +35,37 @@ async def test_describe_server(xrpc: Xrpc, pds_stack: Stack) -> None:
     assert body["availableUserDomains"] == [".test"]
     assert body["inviteCodeRequired"] is False
     assert body["blobUploadLimit"] == pds_stack.settings.blob_upload_limit
+    assert body["links"] == {
+        "privacyPolicy": SHARED_STACK_ENV["PDS_PRIVACY_POLICY_URL"],
+        "termsOfService": SHARED_STACK_ENV["PDS_TERMS_OF_SERVICE_URL"],
+    }
+    assert body["contact"] == {"email": SHARED_STACK_ENV["PDS_CONTACT_EMAIL_ADDRESS"]}
+
+
+def test_describe_server_leaves_out_what_is_not_configured(tmp_path: Path) -> None:
+    base = {"PDS_DEV_MODE": "true", "PDS_DATA_DIRECTORY": str(tmp_path)}
+    bare = server_description(PdsSettings.from_env(base))
+    assert (bare["links"], bare["contact"]) == ({}, {})
+    only_terms = {**base, "PDS_TERMS_OF_SERVICE_URL": "https://example.com/tos"}
+    assert server_description(PdsSettings.from_env(only_terms))["links"] == {
+        "termsOfService": "https://example.com/tos"
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PDS_PRIVACY_POLICY_URL", "privacy.html"),
+        ("PDS_TERMS_OF_SERVICE_URL", "ftp://example.com/tos"),
+        ("PDS_CONTACT_EMAIL_ADDRESS", "nobody"),
+        ("PDS_CONTACT_EMAIL_ADDRESS", "a b@example.com"),
+    ],
+)
+def test_malformed_links_and_contact_are_refused(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        PdsSettings.from_env(
+            {"PDS_DEV_MODE": "true", "PDS_DATA_DIRECTORY": str(tmp_path), name: value}
+        )
 
 
 # -- createAccount ----------------------------------------------------------------------------
