@@ -20,6 +20,10 @@ from atcore.crypto import K256Keypair
 DEFAULT_PORT = 2583
 DEFAULT_PLC_URL = "http://localhost:2582"
 DEFAULT_BLOB_UPLOAD_LIMIT = 100 * 1024 * 1024
+# Service proxying, as the reference PDS (timeouts in milliseconds).
+DEFAULT_PROXY_HEADERS_TIMEOUT_MS = 10_000
+DEFAULT_PROXY_BODY_TIMEOUT_MS = 30_000
+DEFAULT_PROXY_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 SECRETS_FILE = "secrets.json"
 
 
@@ -46,6 +50,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
 
 
 def _url(env: Mapping[str, str], name: str) -> str | None:
@@ -104,6 +115,10 @@ class PdsSettings:
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
     contact_email_address: str | None = None
+    # Service proxying: wait for response headers, then for each read of the body (ms).
+    proxy_headers_timeout_ms: int = DEFAULT_PROXY_HEADERS_TIMEOUT_MS
+    proxy_body_timeout_ms: int = DEFAULT_PROXY_BODY_TIMEOUT_MS
+    proxy_max_response_size: int = DEFAULT_PROXY_MAX_RESPONSE_SIZE
 
     @property
     def plc_rotation_keypair(self) -> K256Keypair:
@@ -156,6 +171,15 @@ class PdsSettings:
             privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
             terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),
             contact_email_address=_email(env, "PDS_CONTACT_EMAIL_ADDRESS"),
+            proxy_headers_timeout_ms=_positive_int(
+                env, "PDS_PROXY_HEADERS_TIMEOUT", DEFAULT_PROXY_HEADERS_TIMEOUT_MS
+            ),
+            proxy_body_timeout_ms=_positive_int(
+                env, "PDS_PROXY_BODY_TIMEOUT", DEFAULT_PROXY_BODY_TIMEOUT_MS
+            ),
+            proxy_max_response_size=_positive_int(
+                env, "PDS_PROXY_MAX_RESPONSE_SIZE", DEFAULT_PROXY_MAX_RESPONSE_SIZE
+            ),
         )
 
 

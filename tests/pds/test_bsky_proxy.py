@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -33,6 +34,10 @@ from tests.pds.bsky_support import (
 from tests.pds.stack import LiveAccount, Stack, create_account, start_stack
 
 FEEDGEN_DID = "did:web:feeds.skyspot.example"
+# The stack waits this long for an upstream's headers (PDS_PROXY_HEADERS_TIMEOUT, in ms), well
+# below how long the slow fake stays silent, so the 504 test is quick and unambiguous.
+HEADERS_TIMEOUT_MS = 2000
+SLOW_SECONDS = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +50,18 @@ def appview() -> Iterator[FakeService]:
 @pytest.fixture(scope="module")
 def elsewhere() -> Iterator[FakeService]:
     """A second service with its own did:web, reached only through `atproto-proxy`."""
-    service = FakeService(slow_seconds=12).start()
+    service = FakeService(slow_seconds=SLOW_SECONDS).start()
     yield service
     service.stop()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, appview: FakeService) -> Iterator[Stack]:
-    env = {"PDS_BSKY_APP_VIEW_URL": appview.url, "PDS_BSKY_APP_VIEW_DID": appview.did}
+    env = {
+        "PDS_BSKY_APP_VIEW_URL": appview.url,
+        "PDS_BSKY_APP_VIEW_DID": appview.did,
+        "PDS_PROXY_HEADERS_TIMEOUT": str(HEADERS_TIMEOUT_MS),
+    }
     with start_stack(tmp_path_factory.mktemp("appview-stack"), **env) as running:
         yield running
 
@@ -259,10 +268,11 @@ def test_unreachable_upstream_is_502(
     assert_error(reply, 502, "UpstreamFailure")
 
 
-@pytest.mark.slow
 def test_silent_upstream_is_504(stack: Stack, elsewhere: FakeService, account: LiveAccount) -> None:
+    started = time.monotonic()
     reply = get(stack, FAKE_SLOW, account, **{"atproto-proxy": f"{elsewhere.did}#bsky_appview"})
     assert_error(reply, 504, "UpstreamTimeout")
+    assert HEADERS_TIMEOUT_MS / 1000 <= time.monotonic() - started < SLOW_SECONDS
 
 
 # -- authentication --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from atcore.cid import CID
 from atcore.identity.resolver import DidResolver
 from atcore.syntax import Did
 from atcore.xrpc import InvalidRequest
+from pds.api.bsky.common import proxy_config
 from pds.api.bsky.preferences import (
     DECLARED_AGE_PREF,
     PERSONAL_DETAILS_PREF,
@@ -31,6 +32,7 @@ from pds.proxy import (
     parse_proxy_header,
     readable_accept_encoding,
 )
+from pds.settings import PdsSettings, SettingsError
 from tests.pds.bsky_support import FakeService
 
 ALICE = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
@@ -205,6 +207,43 @@ async def test_untrusted_targets_must_be_public_https(
     finally:
         await proxy.close()
         await resolver.aclose()
+
+
+def dev_settings(tmp_path: Path, **env: str) -> PdsSettings:
+    return PdsSettings.from_env(
+        {"PDS_DEV_MODE": "true", "PDS_DATA_DIRECTORY": str(tmp_path), **env}
+    )
+
+
+def test_proxy_limits_default_to_the_references(tmp_path: Path) -> None:
+    config = proxy_config(dev_settings(tmp_path))
+    assert (config.headers_timeout, config.body_timeout) == (10.0, 30.0)
+    assert config.max_response_size == 10 * 1024 * 1024
+
+
+def test_proxy_limits_come_from_the_environment(tmp_path: Path) -> None:
+    settings = dev_settings(
+        tmp_path,
+        PDS_PROXY_HEADERS_TIMEOUT="1500",
+        PDS_PROXY_BODY_TIMEOUT="2500",
+        PDS_PROXY_MAX_RESPONSE_SIZE="4096",
+    )
+    config = proxy_config(settings)
+    assert (config.headers_timeout, config.body_timeout) == (1.5, 2.5)
+    assert config.max_response_size == 4096
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PDS_PROXY_HEADERS_TIMEOUT", "0"),
+        ("PDS_PROXY_BODY_TIMEOUT", "-1"),
+        ("PDS_PROXY_MAX_RESPONSE_SIZE", "ten"),
+    ],
+)
+def test_nonsense_proxy_limits_are_refused(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        dev_settings(tmp_path, **{name: value})
 
 
 async def test_the_configured_appview_is_taken_from_configuration() -> None:

@@ -53,6 +53,9 @@ BSKY: Final = web.AppKey("pds_bsky", BskyServices)
 def proxy_config(settings: PdsSettings) -> ProxyConfig:
     return ProxyConfig(
         appview=ProxyConfig.appview_target(settings.bsky_app_view_url, settings.bsky_app_view_did),
+        headers_timeout=settings.proxy_headers_timeout_ms / 1000,
+        body_timeout=settings.proxy_body_timeout_ms / 1000,
+        max_response_size=settings.proxy_max_response_size,
         max_request_size=settings.blob_upload_limit,
         # Local stacks run every service on loopback over plain HTTP.
         allow_private_targets=settings.dev_mode,
