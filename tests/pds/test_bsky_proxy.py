@@ -36,7 +36,7 @@ from tests.pds.stack import LiveAccount, Stack, create_account, start_stack
 FEEDGEN_DID = "did:web:feeds.skyspot.example"
 # The stack waits this long for an upstream's headers (PDS_PROXY_HEADERS_TIMEOUT, in ms), well
 # below how long the slow fake stays silent, so the 504 test is quick and unambiguous.
-HEADERS_TIMEOUT_MS = 2000
+HEADERS_TIMEOUT_MS = 3000
 SLOW_SECONDS = 8.0
 
 
