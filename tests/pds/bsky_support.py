@@ -125,7 +125,8 @@ class FakeService:
         app = web.Application()
         app.router.add_get("/.well-known/did.json", self._did_document)
         app.router.add_route("*", "/xrpc/{nsid}", self._xrpc)
-        runner = web.AppRunner(app, access_log=None)
+        # Stopping does not wait for a handler still sleeping (the slow method's).
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         assert self._sock is not None
         await web.SockSite(runner, self._sock).start()
