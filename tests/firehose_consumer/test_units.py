@@ -99,8 +99,6 @@ def test_tracked_repos_get_all_their_commits() -> None:
             commit_frame(ops=[{"action": "delete", "path": CHECKIN_PATH, "cid": CID_B}]),
             "invalid_event",
         ),
-            "invalid_event",
-        ),
         (commit_frame(commit="bafy-as-text"), "invalid_event"),
         (b"\xff\x00garbage", "malformed_frame"),
         (dagcbor.encode({"op": 1, "t": "#commit"}), "malformed_frame"),
