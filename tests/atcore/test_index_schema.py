@@ -26,6 +26,7 @@ from atcore.index.engine import (
     migration_sql,
     parse_database_url,
 )
+from tests.cockroach import fresh_cockroach_database
 from tests.pg import pg_cluster, pg_url  # noqa: F401 - fixtures
 
 GOLDEN = Path(__file__).with_name("golden") / "index_cockroachdb.sql"
@@ -162,3 +163,21 @@ def test_database_urls_get_async_drivers(url: str, backend: Backend, driver: str
 def test_unsupported_database_urls_are_refused(url: str) -> None:
     with pytest.raises(IndexDatabaseError):
         parse_database_url(url)
+
+
+@pytest.mark.cockroach
+async def test_cockroachdb_migration_creates_the_hash_sharded_index() -> None:
+    engine = create_index_engine(await fresh_cockroach_database())
+    try:
+        await _check_migrated(engine)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT count(*) FROM [SHOW INDEXES FROM checkin] "
+                    "WHERE index_name = 'ix_checkin_sort_at_author_did_collection_rkey' "
+                    "AND column_name LIKE 'crdb_internal_%shard%'"
+                )
+            )
+            assert rows.scalar_one() >= 1
+    finally:
+        await engine.dispose()

@@ -1,7 +1,8 @@
 """The consumer's SQL (`firehose_consumer.db.queries`) and writer, on SQLite and PostgreSQL 15.
 
 Every test runs on both backends (PostgreSQL SERIALIZABLE, from tests/pg.py; skipped with the
-reason only when its binaries are missing). The coalescing property checks that writing a batch
+reason only when its binaries are missing), and on CockroachDB as `cockroach`-marked cases when
+`COCKROACH_URL` is set (tests/cockroach.py). The coalescing property checks that writing a batch
 of many events equals writing the same events one by one.
 """
 
@@ -27,18 +28,23 @@ from firehose_consumer.metrics import ConsumerMetrics
 from firehose_consumer.pipeline import SeqTracker
 from firehose_consumer.records import CHECKIN
 from firehose_consumer.state import RepoStates
+from tests.cockroach import fresh_cockroach_database
 from tests.pg import PgCluster, pg_cluster  # noqa: F401 - fixture
 
 ALICE, BOB = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(
+    params=["sqlite", "postgresql", pytest.param("cockroachdb", marks=pytest.mark.cockroach)]
+)
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path}/index.sqlite"
-    else:
+    elif request.param == "postgresql":
         cluster: PgCluster = request.getfixturevalue("pg_cluster")
         url = cluster.url(cluster.create_database())
+    else:
+        url = await fresh_cockroach_database()
     engine = create_index_engine(url)
     await migrate(engine)
     yield engine
