@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -219,8 +219,18 @@ async def wait_for_subscribers(stack: LoopStack, count: int) -> None:
 # -- verifying ---------------------------------------------------------------------------------
 
 
+class Endpoints(Protocol):
+    """Where a verifier finds DID documents: any stack (in-loop or subprocess)."""
+
+    @property
+    def http(self) -> aiohttp.ClientSession: ...
+
+    @property
+    def plc_url(self) -> str: ...
+
+
 async def verify_commits(
-    stack: LoopStack, messages: list[frames.MessageFrame], *, from_genesis: bool = True
+    stack: Endpoints, messages: list[frames.MessageFrame], *, from_genesis: bool = True
 ) -> int:
     """Verify every `#commit` of a stream, per repo in stream order; returns how many.
 
