@@ -1,15 +1,18 @@
 """Everything a request handler needs, built once at startup: `AppContext` under `CONTEXT`.
 
 `build_context` opens the database (and migrates it), the shared HTTP session, the resolvers,
-the PLC client and the blob store, and wires the auth, session and account services on top;
+the PLC client, the blob store, the lexicon catalog and the service proxy (one of each for every
+API module), and wires the auth, session and account services on top;
 `close_context` releases them in reverse. `pds.app` runs both around the application's life, so
 `request.app[CONTEXT]` (or `context_of(request)`) is always the fully built context.
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import aiohttp
@@ -17,6 +20,7 @@ from aiohttp import web
 
 from atcore.identity.handles import HandleResolver
 from atcore.identity.resolver import DidResolver
+from atcore.lexicon import Catalog
 from atcore.syntax import Did
 from pds.accounts import AccountManager
 from pds.auth.email_tokens import EmailTokens
@@ -29,6 +33,7 @@ from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.mailer import LogMailer, Mailer
 from pds.plc_client import PlcClient
+from pds.proxy import ServiceProxy, proxy_config
 from pds.ratelimit import RateLimiter
 from pds.repo.writer import RepoWriter
 from pds.sequencer import Sequencer
@@ -53,11 +58,16 @@ class AppContext:
     email_tokens: EmailTokens
     mailer: Mailer
     rate_limiter: RateLimiter
+    catalog: Catalog
+    """The lexicons under `LEXICON_DIR`: write validation and app.bsky parameter checks."""
+    proxy: ServiceProxy
+    """Relays calls to the AppView and to services named by `atproto-proxy`."""
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     """Closes what `build_context` opened (see `close_context`)."""
 
 
 CONTEXT: Final = web.AppKey("pds_context", AppContext)
+LEXICON_DIR: Final = Path(__file__).resolve().parents[1] / "lexicons"
 
 
 def context_of(request: web.Request) -> AppContext:
@@ -80,6 +90,7 @@ async def build_context(settings: PdsSettings, rate_limiter: RateLimiter) -> App
         sequencer = Sequencer(db)
         repo_writer = RepoWriter(sequencer, blobstore)
         resources.push_async_callback(repo_writer.close)
+        catalog = await asyncio.to_thread(Catalog.from_directory, LEXICON_DIR)
         ctx = _wire(
             settings=settings,
             rate_limiter=rate_limiter,
@@ -88,7 +99,9 @@ async def build_context(settings: PdsSettings, rate_limiter: RateLimiter) -> App
             blobstore=blobstore,
             sequencer=sequencer,
             repo_writer=repo_writer,
+            catalog=catalog,
         )
+        resources.push_async_callback(ctx.proxy.close)  # its sessions open on first use
         ctx.resources = resources.pop_all()
         return ctx
 
@@ -102,8 +115,9 @@ def _wire(
     blobstore: BlobStore,
     sequencer: Sequencer,
     repo_writer: RepoWriter,
+    catalog: Catalog,
 ) -> AppContext:
-    """The services on top of the opened resources (nothing here needs closing)."""
+    """The services on top of the opened resources (only the proxy needs closing)."""
     # Loopback did:web and plain-HTTP handle lookups only in dev mode (local stacks, tests).
     did_resolver = DidResolver(
         session=http, plc_url=settings.did_plc_url, allow_http_loopback=settings.dev_mode
@@ -151,10 +165,12 @@ def _wire(
         email_tokens=EmailTokens(settings.jwt_secret),
         mailer=LogMailer(),
         rate_limiter=rate_limiter,
+        catalog=catalog,
+        proxy=ServiceProxy(proxy_config(settings), did_resolver),
     )
 
 
 async def close_context(ctx: AppContext) -> None:
-    """Close what `build_context` opened, last opened first (the repo writer's clean-ups,
-    the blob store, the HTTP session, the database)."""
+    """Close what `build_context` opened, last opened first (the proxy's sessions, the repo
+    writer's clean-ups, the blob store, the HTTP session, the database)."""
     await ctx.resources.aclose()

@@ -12,10 +12,8 @@ unless `reverse`, limit 1-100) and describeRepo.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
@@ -23,7 +21,6 @@ from aiohttp import web
 from atcore import nsids
 from atcore.cid import CID, CidError
 from atcore.identity import IdentityError
-from atcore.lexicon import Catalog
 from atcore.syntax import is_valid_at_identifier, is_valid_nsid, is_valid_record_key
 from atcore.xrpc import AuthenticationRequired, Forbidden, InvalidRequest
 from pds import ratelimit as rl
@@ -45,7 +42,6 @@ from pds.repo.prepare import NO_SWAP, PreparedWrite, SwapRecord, WritePreparer
 from pds.repo.reader import RepoReader
 from pds.repo.writer import WriteOutcome
 
-LEXICON_DIR: Final = Path(__file__).resolve().parents[2] / "lexicons"
 JSON_LIMIT: Final = 1_000_000  # the reference's jsonLimit for record writes
 MAX_WRITES: Final = 200
 INVALID_HANDLE: Final = "handle.invalid"
@@ -58,8 +54,7 @@ _KINDS: Final = {_CREATE: "create", _UPDATE: "update", _DELETE: "delete"}
 
 @dataclass(frozen=True, slots=True)
 class RepoServices:
-    catalog: Catalog
-    preparer: WritePreparer
+    preparer: WritePreparer  # on the application's lexicon catalog
     reader: RepoReader
 
 
@@ -80,10 +75,9 @@ def add_routes(app: web.Application) -> None:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Build the repo services once the context exists; drain the writer at shutdown."""
     ctx = app[CONTEXT]
-    catalog = await asyncio.to_thread(Catalog.from_directory, LEXICON_DIR)
     writer = ctx.repo_writer
     app[REPO] = RepoServices(
-        catalog, WritePreparer(catalog, writer.clock), RepoReader(ctx.db, writer.cache)
+        WritePreparer(ctx.catalog, writer.clock), RepoReader(ctx.db, writer.cache)
     )
     try:
         yield

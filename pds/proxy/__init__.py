@@ -33,6 +33,7 @@ from pds.proxy.targets import (
     ServiceTarget,
     check_untrusted_url,
     parse_proxy_header,
+    proxy_config,
 )
 from pds.proxy.upstream import UpstreamError, upstream_error
 
@@ -45,6 +46,7 @@ __all__ = [
     "UpstreamError",
     "check_untrusted_url",
     "parse_proxy_header",
+    "proxy_config",
     "readable_accept_encoding",
     "upstream_error",
 ]

@@ -23,6 +23,7 @@ from yarl import URL
 from atcore.identity import APPVIEW_SERVICE
 from atcore.syntax import is_valid_did
 from atcore.xrpc import InvalidRequest
+from pds.settings import PdsSettings
 
 PROXY_HEADER: Final = "atproto-proxy"
 
@@ -60,6 +61,19 @@ class ProxyConfig:
         if not url or not did:
             return None
         return ServiceTarget(did, APPVIEW_SERVICE.fragment, url.rstrip("/"), trusted=True)
+
+
+def proxy_config(settings: PdsSettings) -> ProxyConfig:
+    """The proxy's configuration from the PDS settings (`PDS_BSKY_APP_VIEW_*`, `PDS_PROXY_*`)."""
+    return ProxyConfig(
+        appview=ProxyConfig.appview_target(settings.bsky_app_view_url, settings.bsky_app_view_did),
+        headers_timeout=settings.proxy_headers_timeout_ms / 1000,
+        body_timeout=settings.proxy_body_timeout_ms / 1000,
+        max_response_size=settings.proxy_max_response_size,
+        max_request_size=settings.blob_upload_limit,
+        # Local stacks run every service on loopback over plain HTTP.
+        allow_private_targets=settings.dev_mode,
+    )
 
 
 def parse_proxy_header(value: str) -> tuple[str, str]:

@@ -14,7 +14,6 @@ from atcore.cid import CID
 from atcore.identity.resolver import DidResolver
 from atcore.syntax import Did
 from atcore.xrpc import InvalidRequest
-from pds.api.bsky.common import proxy_config
 from pds.api.bsky.preferences import (
     DECLARED_AGE_PREF,
     PERSONAL_DETAILS_PREF,
@@ -30,6 +29,7 @@ from pds.proxy import (
     PublicAddressResolver,
     ServiceProxy,
     parse_proxy_header,
+    proxy_config,
     readable_accept_encoding,
 )
 from pds.settings import PdsSettings, SettingsError

@@ -5,11 +5,11 @@
   accounts the AppView does not know (or with no AppView at all).
 - `feed`: `app.bsky.feed.getFeed`, relayed with a token for the feed generator.
 - `catchall`: `/xrpc/{nsid}`, relaying `app.bsky.*`, `chat.bsky.*` and `atproto-proxy` calls.
-- `common`: the `BskyServices` (proxy, lexicon catalog) and service-auth relaying.
+- `common`: parameters, service-auth relaying and `LocalRoutes` (what the catch-all leaves alone).
 
-`add_routes(app)` registers all of it; call it after the context's cleanup context is
-installed (it reads the `AppContext` at startup). The catch-all only sees paths no other route
-matches, whatever the registration order (aiohttp tries exact paths before patterns).
+`add_routes(app)` registers all of it. The handlers use the application's `AppContext` (its
+`proxy` and lexicon `catalog`). The catch-all only sees paths no other route matches, whatever
+the registration order (aiohttp tries exact paths before patterns).
 
 Errors are `atcore.xrpc` errors throughout, plus `pds.proxy.UpstreamError` for relayed ones.
 """
@@ -20,16 +20,16 @@ from aiohttp import web
 
 from atcore import nsids
 from pds.api.bsky.catchall import CATCHALL_PATH, proxy_unserved
-from pds.api.bsky.common import BSKY, BskyServices, bsky_lifecycle, services_of
+from pds.api.bsky.common import LOCAL_ROUTES, LocalRoutes
 from pds.api.bsky.feed import get_feed
 from pds.api.bsky.preferences import get_preferences, put_preferences
 from pds.api.bsky.profile import get_profile, get_profiles
 
-__all__ = ["BSKY", "BskyServices", "add_routes", "services_of"]
+__all__ = ["add_routes"]
 
 
 def add_routes(app: web.Application) -> None:
-    app.cleanup_ctx.append(bsky_lifecycle)
+    app[LOCAL_ROUTES] = LocalRoutes()
     app.router.add_routes(
         [
             web.get(nsids.xrpc_path(nsids.BSKY_ACTOR_GET_PREFERENCES), get_preferences),

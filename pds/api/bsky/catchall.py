@@ -20,7 +20,7 @@ from aiohttp import web
 from atcore import nsids
 from atcore.syntax import is_valid_nsid
 from atcore.xrpc import InvalidRequest, MethodNotAllowed, MethodNotImplemented
-from pds.api.bsky.common import namespace_of, relay, services_of
+from pds.api.bsky.common import LOCAL_ROUTES, namespace_of, relay
 from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.tokens import AuthScope
 from pds.context import context_of
@@ -32,8 +32,7 @@ DEFAULT_PROXIED_NAMESPACES: Final = (nsids.BSKY_NAMESPACE, nsids.CHAT_NAMESPACE)
 
 async def proxy_unserved(request: web.Request) -> web.StreamResponse:
     lxm = request.match_info["nsid"]
-    services = services_of(request)
-    if services.serves_locally(request.app, request.path):
+    if request.app[LOCAL_ROUTES].serves(request.app, request.path):
         raise MethodNotAllowed(f"Method {request.method} not allowed for this endpoint")
     if not is_valid_nsid(lxm):
         raise MethodNotImplemented("Method Not Implemented")
@@ -42,8 +41,9 @@ async def proxy_unserved(request: web.Request) -> web.StreamResponse:
         raise MethodNotImplemented("Method Not Implemented")
     if is_protected_method(lxm):
         raise InvalidRequest("Bad token method", error="InvalidToken")
-    target = await services.proxy.target_for(request, lxm)
-    credentials = await context_of(request).auth.access(request)
+    ctx = context_of(request)
+    target = await ctx.proxy.target_for(request, lxm)
+    credentials = await ctx.auth.access(request)
     if credentials.scope == AuthScope.APP_PASS and is_privileged_method(lxm):
         raise InvalidRequest("Bad token method", error="InvalidToken")
     return await relay(request, target, iss=credentials.did, lxm=lxm)

@@ -1,86 +1,55 @@
-"""Plumbing shared by the `app.bsky` endpoints: their services, parameters and service auth.
+"""Plumbing shared by the `app.bsky` endpoints: parameters, service auth and relaying.
 
-`BskyServices` (under `BSKY`, built by `bsky_lifecycle` after the `AppContext` exists) holds the
-`ServiceProxy` and the lexicon catalog used to check parameters and bodies. `relay` mints the
-service JWT for a call and streams it to a target; `relay_if_elsewhere` does so only when the
-`atproto-proxy` header names a service other than the configured AppView (endpoints that the PDS
-answers itself for its own AppView, such as preferences, still honour other AppViews).
+The `ServiceProxy` and the lexicon catalog are the application's (`AppContext.proxy` and
+`.catalog`). `LocalRoutes` (under `LOCAL_ROUTES`) tells the catch-all which paths another route
+serves. `relay` mints the service JWT for a call and streams it to a target;
+`relay_if_elsewhere` does so only when the `atproto-proxy` header names a service other than the
+configured AppView (endpoints that the PDS answers itself for its own AppView, such as
+preferences, still honour other AppViews).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
 
-from atcore.lexicon import Catalog, ValidationError
+from atcore.lexicon import ValidationError
 from atcore.xrpc import InvalidRequest
 from pds.auth.service_jwt import create_service_jwt
-from pds.context import CONTEXT, AppContext
-from pds.proxy import PROXY_HEADER, ProxyConfig, ServiceProxy, ServiceTarget
-from pds.settings import PdsSettings
+from pds.context import CONTEXT, AppContext, context_of
+from pds.proxy import PROXY_HEADER, ServiceTarget
 
 _T = TypeVar("_T")
 
-LEXICON_DIR: Final = Path(__file__).resolve().parents[3] / "lexicons"
-
 
 @dataclass(slots=True)
-class BskyServices:
-    proxy: ServiceProxy
-    catalog: Catalog
-    _local_paths: frozenset[str] | None = field(default=None)
+class LocalRoutes:
+    """The paths routes other than a catch-all answer, read from the router on first use."""
 
-    def serves_locally(self, app: web.Application, path: str) -> bool:
+    _paths: frozenset[str] | None = field(default=None)
+
+    def serves(self, app: web.Application, path: str) -> bool:
         """True when a route other than a catch-all answers `path` (with some method)."""
-        if self._local_paths is None:
+        if self._paths is None:
             # The router is frozen once the app runs, so one scan lasts for its lifetime.
-            self._local_paths = frozenset(
+            self._paths = frozenset(
                 resource.canonical
                 for resource in app.router.resources()
                 if "{" not in resource.canonical
             )
-        return path in self._local_paths
+        return path in self._paths
 
 
-BSKY: Final = web.AppKey("pds_bsky", BskyServices)
-
-
-def proxy_config(settings: PdsSettings) -> ProxyConfig:
-    return ProxyConfig(
-        appview=ProxyConfig.appview_target(settings.bsky_app_view_url, settings.bsky_app_view_did),
-        headers_timeout=settings.proxy_headers_timeout_ms / 1000,
-        body_timeout=settings.proxy_body_timeout_ms / 1000,
-        max_response_size=settings.proxy_max_response_size,
-        max_request_size=settings.blob_upload_limit,
-        # Local stacks run every service on loopback over plain HTTP.
-        allow_private_targets=settings.dev_mode,
-    )
-
-
-async def bsky_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Build the `BskyServices` (after the context, which this reads) and close them after."""
-    ctx = app[CONTEXT]
-    catalog = await asyncio.to_thread(Catalog.from_directory, LEXICON_DIR)
-    services = BskyServices(ServiceProxy(proxy_config(ctx.settings), ctx.did_resolver), catalog)
-    app[BSKY] = services
-    try:
-        yield
-    finally:
-        await services.proxy.close()
-
-
-def services_of(request: web.Request) -> BskyServices:
-    return request.app[BSKY]
+LOCAL_ROUTES: Final = web.AppKey("pds_bsky_local_routes", LocalRoutes)
 
 
 def decode_params(request: web.Request, nsid: str) -> dict[str, Any]:
     """The method's query parameters, decoded and checked against its lexicon."""
-    return checked(lambda: services_of(request).catalog.decode_params(nsid, request.query.items()))
+    catalog = context_of(request).catalog
+    return checked(lambda: catalog.decode_params(nsid, request.query.items()))
 
 
 def checked(validate: Callable[[], _T]) -> _T:
@@ -111,7 +80,7 @@ async def relay(
     their own DID, and what the reference PDS sends.
     """
     authorization = await service_authorization(request.app[CONTEXT], iss, aud or target.did, lxm)
-    return await services_of(request).proxy.forward(request, target, authorization=authorization)
+    return await context_of(request).proxy.forward(request, target, authorization=authorization)
 
 
 async def relay_if_elsewhere(request: web.Request, iss: str, lxm: str) -> web.StreamResponse | None:
@@ -119,7 +88,7 @@ async def relay_if_elsewhere(request: web.Request, iss: str, lxm: str) -> web.St
     header = request.headers.get(PROXY_HEADER)
     if header is None:
         return None
-    proxy = services_of(request).proxy
+    proxy = context_of(request).proxy
     appview = proxy.config.appview
     if appview is not None and header == appview.reference:
         return None
@@ -128,7 +97,7 @@ async def relay_if_elsewhere(request: web.Request, iss: str, lxm: str) -> web.St
 
 async def optional_target(request: web.Request) -> ServiceTarget | None:
     """The `atproto-proxy` header's service, else the configured AppView, else None."""
-    proxy = services_of(request).proxy
+    proxy = context_of(request).proxy
     header = request.headers.get(PROXY_HEADER)
     if header is not None:
         return await proxy.target_from_header(header)

@@ -22,7 +22,7 @@ from atcore import dagcbor, nsids
 from atcore.identity import PDS_SERVICE, IdentityError
 from atcore.syntax import AtUri, is_valid_did
 from atcore.xrpc import InvalidRequest, XrpcError
-from pds.api.bsky.common import decode_params, relay, services_of
+from pds.api.bsky.common import decode_params, relay
 from pds.context import AppContext, context_of
 from pds.db import repo as repo_queries
 from pds.proxy import ServiceTarget
@@ -36,7 +36,7 @@ async def get_feed(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
     credentials = await ctx.auth.access(request)
     feed = AtUri(decode_params(request, nsids.BSKY_FEED_GET_FEED)["feed"])
-    target = await services_of(request).proxy.target_for(request, nsids.BSKY_FEED_GET_FEED)
+    target = await ctx.proxy.target_for(request, nsids.BSKY_FEED_GET_FEED)
     generator_did = await feed_generator_did(request, ctx, feed)
     return await relay(
         request,
@@ -96,7 +96,7 @@ async def _remote_record(
         raise InvalidRequest("feed owner has no PDS", error=UNKNOWN_FEED)
     pds = ServiceTarget(did, PDS_SERVICE.fragment, endpoint)
     params = {"repo": did, "collection": nsids.BSKY_FEED_GENERATOR, "rkey": rkey}
-    proxy = services_of(request).proxy
+    proxy = context_of(request).proxy
     try:
         answer = await proxy.query_json(pds, nsids.REPO_GET_RECORD, params)
     except XrpcError as exc:

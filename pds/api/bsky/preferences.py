@@ -22,7 +22,7 @@ from aiohttp import web
 from atcore import nsids
 from atcore.datajson import DataModelError, json_to_data
 from atcore.xrpc import InvalidRequest
-from pds.api.bsky.common import checked, relay_if_elsewhere, services_of
+from pds.api.bsky.common import checked, relay_if_elsewhere
 from pds.api.params import json_body
 from pds.auth.tokens import ACCESS_STANDARD, AuthScope
 from pds.context import context_of
@@ -57,7 +57,7 @@ async def put_preferences(request: web.Request) -> web.StreamResponse:
         data = json_to_data(body.data)
     except DataModelError as exc:
         raise InvalidRequest(f"Input is not valid atproto data: {exc}") from None
-    catalog = services_of(request).catalog
+    catalog = context_of(request).catalog
     checked(lambda: catalog.validate_input(nsids.BSKY_ACTOR_PUT_PREFERENCES, data))
     full_access = credentials.scope == AuthScope.ACCESS
     preferences = writable_preferences(body.data["preferences"], full_access=full_access)

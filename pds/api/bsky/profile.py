@@ -34,7 +34,6 @@ from pds.api.bsky.common import (
     optional_target,
     relay,
     service_authorization,
-    services_of,
 )
 from pds.context import AppContext, context_of
 from pds.db import repo as repo_queries
@@ -101,7 +100,7 @@ async def _upstream_profiles(
     request: web.Request, ctx: AppContext, target: ServiceTarget, did: str
 ) -> list[dict[str, Any]]:
     """The AppView's profiles (read whole: at most 25), or [] when it does not serve them."""
-    proxy = services_of(request).proxy
+    proxy = context_of(request).proxy
     authorization = await service_authorization(ctx, did, target.did, nsids.BSKY_ACTOR_GET_PROFILES)
     upstream = await proxy.open(
         request, target, authorization=authorization, accept_encoding="identity"
