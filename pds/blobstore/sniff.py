@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-import filetype  # type: ignore[import-untyped]  # no type information shipped
+import filetype  # no type information shipped (pyproject: ignore_missing_imports)
 
 # Enough for every signature the library checks (it reads at most 8 KiB itself).
 SNIFF_BYTES: Final = 8192

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from atproto import Client  # type: ignore[import-untyped]
+from atproto import Client
 
 from atcore import nsids
 from atcore.cid import CID

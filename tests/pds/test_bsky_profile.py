@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from atproto import Client, models  # type: ignore[import-untyped]
+from atproto import Client, models
 
 from atcore import nsids
 from atcore.datajson import json_to_data

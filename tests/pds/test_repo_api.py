@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from atproto import Client, models  # type: ignore[import-untyped]
-from atproto_client.exceptions import BadRequestError  # type: ignore[import-untyped]
+from atproto import Client, models
+from atproto_client.exceptions import BadRequestError
 
 from atcore import dagcbor, nsids
 from atcore.crypto import PublicKey

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import jwt
 import pytest
-from atproto import Client, models  # type: ignore[import-untyped]
-from atproto_client.exceptions import (  # type: ignore[import-untyped]
+from atproto import Client, models
+from atproto_client.exceptions import (
     BadRequestError,
     UnauthorizedError,
 )
