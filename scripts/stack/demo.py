@@ -91,7 +91,7 @@ def wait_for_index(options: DemoOptions, expected: int) -> int:
     """Poll the anonymous feed until it holds `expected` items; how many it holds."""
     deadline = time.monotonic() + INDEX_TIMEOUT_S
     while True:
-        count = count_feed_items(options)
+        count = count_feed_items(options.feedgen, options.feed)
         if count >= expected:
             return count
         if time.monotonic() > deadline:
@@ -102,13 +102,14 @@ def wait_for_index(options: DemoOptions, expected: int) -> int:
         time.sleep(0.5)
 
 
-def count_feed_items(options: DemoOptions) -> int:
+def count_feed_items(feedgen: str, feed: str) -> int:
+    """How many items the anonymous feed holds, paging through it."""
     count, cursor = 0, None
     while True:
-        params: dict[str, str | int] = {"feed": options.feed, "limit": PAGE_SIZE}
+        params: dict[str, str | int] = {"feed": feed, "limit": PAGE_SIZE}
         if cursor:
             params["cursor"] = cursor
-        page = get_json(xrpc_url(options.feedgen, nsids.BSKY_FEED_GET_FEED_SKELETON, params))
+        page = get_json(xrpc_url(feedgen, nsids.BSKY_FEED_GET_FEED_SKELETON, params))
         count += len(page["feed"])
         cursor = page.get("cursor")
         if not page["feed"] or not cursor:

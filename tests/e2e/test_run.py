@@ -24,7 +24,7 @@ import pytest
 
 from atcore import nsids
 from scripts.stack.http import bearer, get_json, post_json, xrpc_url
-from tests.e2e.run_script import ROOT, RunScript, alive
+from scripts.stack.process import ROOT, RunScript, alive
 
 pytestmark = pytest.mark.slow
 

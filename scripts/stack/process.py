@@ -1,10 +1,13 @@
 """`./scripts/run` as a subprocess, exactly as a user starts it, on ephemeral ports.
 
-`RunScript.start(tmp, *args)` picks free loopback ports, points DATA_DIR at a temporary directory,
-clears every variable the stack reads from the test's own environment (so nothing leaks in), and
-waits for the banner. The banner is parsed for the service DID and the feed URI. `descendants()`
-lists every process the script started (from /proc), so a test can prove that a signal stops all
-of them; the script runs in its own session, so cleanup can always end the whole group.
+Used by the end-to-end tests (tests/e2e) and the load test (scripts/loadtest).
+`RunScript.start(directory, *args)` picks free loopback ports, points DATA_DIR at `directory`,
+clears every variable the stack reads from the caller's own environment (so nothing leaks in), and
+waits for the banner, which is parsed for the service DID and the feed URI. `descendants()` lists
+every process the script started (from /proc), so a caller can check that a signal stops all of
+them; the script runs in its own session, so `kill()` can always end the whole group.
+
+Failures to start raise `StackError` (from `scripts.stack.http`) with the script's output.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from scripts.stack.http import StackError
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 RUN: Final = ROOT / "scripts" / "run"
@@ -111,23 +116,23 @@ class RunScript:
     def feed_uri(self) -> str:
         found = re.search(r"^\s+feed\s+(at://\S+)$", self.output, re.MULTILINE)
         if found is None:
-            raise AssertionError(f"no feed URI in the output:\n{self.output}")
+            raise StackError(f"no feed URI in the output:\n{self.output}")
         return found.group(1)
 
     @property
     def service_did(self) -> str:
         found = re.search(r"service DID (did:\S+?)\)", self.output)
         if found is None:
-            raise AssertionError(f"no service DID in the output:\n{self.output}")
+            raise StackError(f"no service DID in the output:\n{self.output}")
         return found.group(1)
 
     def wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while READY_LINE not in self.output:
             if self.process.poll() is not None:
-                raise AssertionError(f"scripts/run exited early:\n{self.output}")
+                raise StackError(f"scripts/run exited early:\n{self.output}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"scripts/run was not ready in time:\n{self.output}")
+                raise StackError(f"scripts/run was not ready in time:\n{self.output}")
             time.sleep(0.2)
 
     def descendants(self) -> dict[int, str]:
