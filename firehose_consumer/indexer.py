@@ -2,9 +2,9 @@
 
 Lanes `submit` the outcome of every event they process (its changes, possibly none, and its
 source seq). The writer collects submissions for up to `max_delay_s` or `max_batch_events`,
-coalesces at most `max_batch_events` of them (`changes.Batch`), completes their seqs in the `SeqTracker`s, and writes the
-changes plus each source's new watermark in ONE transaction - so the stored cursor never runs
-ahead of the stored index, and never lags it by more than one batch.
+coalesces at most `max_batch_events` of them (`changes.Batch`), completes their seqs in the
+`SeqTracker`s, and writes the changes plus each source's new watermark in ONE transaction - so
+the stored cursor never runs ahead of the stored index, and never lags it by more than one batch.
 
 Failure handling:
 - serialization failures (40001) and SQLite busy: the whole transaction is re-run
