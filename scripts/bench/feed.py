@@ -17,7 +17,9 @@ same ranking code a signed-in viewer gets; only the anchor lookup differs). Phas
 
 The peer (`_feed_peer`, SQLite only, skipped with --skip-peer) is the SDK-based Python template's
 pattern serving the same ranking with one SQL query that orders every row by a CASE band.
-Reported per phase: requests/s, p50 and p99 latency (ms), errors. Targets: p99 < 50 ms, and our
+Reported per phase: requests/s, p50 and p99 latency (ms), errors, and the server-side CPU time
+per request (our processes plus PostgreSQL's, from /proc): on a shared machine wall-clock
+latency moves with everyone else's load, CPU per request does not. Targets: p99 < 50 ms, and our
 latency at the largest size within 2x of the smallest. PostgreSQL runs use the throw-away cluster
 of `tests.pg` (skipped with the reason when PostgreSQL 15 is not installed).
 """
@@ -41,7 +43,7 @@ from typing import Final
 import aiohttp
 
 from scripts.bench import _feed_data
-from scripts.bench._servers import free_port, server_process
+from scripts.bench._servers import _CLOCK_TICKS, RunningServer, free_port, server_process
 from scripts.bench._util import percentile
 
 PUBLISHER: Final = "did:plc:benchpublisher"
@@ -64,6 +66,7 @@ class Phase:
     errors: int
     seconds: float
     latencies_ms: tuple[float, ...]
+    cpu_ms_per_request: float  # server-side CPU (our processes + the database's), per request
 
     @property
     def rps(self) -> float:
@@ -71,6 +74,35 @@ class Phase:
 
     def p(self, pct: float) -> float:
         return percentile(self.latencies_ms, pct) if self.latencies_ms else float("nan")
+
+
+def tree_cpu_seconds(roots: Sequence[int]) -> float:
+    """User + system CPU of these processes and all their live descendants (Linux /proc).
+
+    Unlike wall-clock latency on a shared machine, CPU spent per request does not grow when
+    other work competes for the cores, so it is the steadier measure of how the cost scales.
+    """
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    total = 0.0
+    for pid, seconds in cpu.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor not in roots:
+            ancestor = parents.get(ancestor, 0)
+        if ancestor in roots:
+            total += seconds
+    return total
 
 
 def feed_uris() -> list[str]:
@@ -162,6 +194,7 @@ async def measure_phases(
     seconds: float,
     concurrency: int,
     label: tuple[str, int, str],
+    cpu_roots: Sequence[int],
 ) -> list[Phase]:
     feeds = feed_uris()
     results = []
@@ -181,11 +214,16 @@ async def measure_phases(
                 print(f"  {label[2]} {name}: no feed is {DEEP_PAGES} pages deep, skipped")
                 continue
             params_for = _requests(name, feeds, pairs)
+            cpu_before = tree_cpu_seconds(cpu_roots)
             count, errors, elapsed, latencies = await load(
                 http, base, params_for, seconds=seconds, concurrency=concurrency
             )
+            cpu_ms = (tree_cpu_seconds(cpu_roots) - cpu_before) * 1000 / max(count, 1)
+            backend, size, subject = label
             results.append(
-                Phase(label[0], label[1], label[2], name, count, errors, elapsed, tuple(latencies))
+                Phase(
+                    backend, size, subject, name, count, errors, elapsed, tuple(latencies), cpu_ms
+                )
             )
     return results
 
@@ -207,7 +245,7 @@ def _requests(name: str, feeds: Sequence[str], pairs: Sequence[tuple[str, str]])
 @contextlib.asynccontextmanager
 async def feedgen(
     database_url: str, workdir: Path, *, cache: bool, workers: int
-) -> AsyncIterator[str]:
+) -> AsyncIterator[RunningServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     async with server_process(
@@ -217,12 +255,12 @@ async def feedgen(
         url=url,
         health_path="/xrpc/_health",
         log_path=workdir / f"feedgen-{port}.log",
-    ):
-        yield url
+    ) as server:
+        yield server
 
 
 @contextlib.asynccontextmanager
-async def peer(sqlite_path: Path, workdir: Path) -> AsyncIterator[str]:
+async def peer(sqlite_path: Path, workdir: Path) -> AsyncIterator[RunningServer]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = server_env("unused", port, cache=False)
@@ -234,8 +272,8 @@ async def peer(sqlite_path: Path, workdir: Path) -> AsyncIterator[str]:
         url=url,
         health_path="/xrpc/_health",
         log_path=workdir / f"peer-{port}.log",
-    ):
-        yield url
+    ) as server:
+        yield server
 
 
 async def run_size(
@@ -246,23 +284,35 @@ async def run_size(
     args: argparse.Namespace,
     *,
     sqlite_path: Path | None,
+    database_pids: Sequence[int] = (),
 ) -> list[Phase]:
+    """Every phase against our server (cache off, then on), then the peer's (SQLite only)."""
     common = {"seconds": args.seconds, "concurrency": args.concurrency}
+    ours = (backend, size, "skyspot")
     results = []
-    async with feedgen(database_url, workdir, cache=False, workers=args.workers) as url:
+    async with feedgen(database_url, workdir, cache=False, workers=args.workers) as server:
         results += await measure_phases(
-            url, phases=("first30", "deep30", "poll1"), label=(backend, size, "skyspot"), **common
+            server.url,
+            phases=("first30", "deep30", "poll1"),
+            label=ours,
+            cpu_roots=[server.pid, *database_pids],
+            **common,
         )
-    async with feedgen(database_url, workdir, cache=True, workers=args.workers) as url:
+    async with feedgen(database_url, workdir, cache=True, workers=args.workers) as server:
         results += await measure_phases(
-            url, phases=("poll1 cached",), label=(backend, size, "skyspot"), **common
+            server.url,
+            phases=("poll1 cached",),
+            label=ours,
+            cpu_roots=[server.pid, *database_pids],
+            **common,
         )
     if sqlite_path is not None and not args.skip_peer:
-        async with peer(sqlite_path, workdir) as url:
+        async with peer(sqlite_path, workdir) as server:
             results += await measure_phases(
-                url,
+                server.url,
                 phases=("first30", "deep30", "poll1"),
                 label=(backend, size, "template-pattern"),
+                cpu_roots=[server.pid],
                 **common,
             )
     for phase in results:
@@ -275,7 +325,7 @@ def print_phase(phase: Phase) -> None:
     print(
         f"  {phase.backend:<10} {phase.size:>9,} {phase.subject:<17} {phase.name:<13}"
         f" {phase.rps:>9,.0f} req/s  p50 {phase.p(50):>8.1f} ms  p99 {phase.p(99):>8.1f} ms"
-        f"  ({phase.requests} requests){errors}",
+        f"  cpu {phase.cpu_ms_per_request:6.2f} ms/req  ({phase.requests} requests){errors}",
         flush=True,
     )
 
@@ -290,10 +340,11 @@ def print_summary(results: Sequence[Phase]) -> None:
         small, large = phases[0], phases[-1]
         growth = large.p(99) / small.p(99) if small.p(99) else float("nan")
         worst = max(p.p(99) for p in phases)
+        cpu_growth = large.cpu_ms_per_request / small.cpu_ms_per_request
         verdict = "ok" if worst < TARGET_P99_MS and growth <= TARGET_GROWTH else "MISSED"
         print(
             f"  {backend:<10} {name:<13} worst p99 {worst:7.1f} ms; p99 {large.size:,} / "
-            f"{small.size:,} = {growth:4.2f}x  {verdict}"
+            f"{small.size:,} = {growth:4.2f}x, server CPU per request {cpu_growth:4.2f}x  {verdict}"
         )
     peers = {(r.backend, r.size, r.name): r for r in results if r.subject == "template-pattern"}
     for r in ours:
@@ -332,7 +383,16 @@ async def run_backend(
             url = cluster.url(await asyncio.to_thread(cluster.create_database))
             built = await _feed_data.build_postgres(url, size)
             print(f"built PostgreSQL index of {size:,} check-ins in {built:.1f} s", flush=True)
-            results += await run_size("postgresql", url, size, workdir, args, sqlite_path=None)
+            postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+            results += await run_size(
+                "postgresql",
+                url,
+                size,
+                workdir,
+                args,
+                sqlite_path=None,
+                database_pids=[postmaster],
+            )
     finally:
         await asyncio.to_thread(cluster.destroy)
     return results
