@@ -12,8 +12,10 @@ from skyspot_client import PostedCheckin
 from tests.pds.stack import Stack, create_account
 from tests.skyspot_client.support import commit_events, jpeg
 
-SECTION = Path(__file__).resolve().parents[2] / "docs" / "README-checkin-section.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", SECTION.read_text(encoding="utf-8"), re.DOTALL)
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = README.read_text(encoding="utf-8").split("## Posting a check-in from Python", 1)[1]
+SECTION = SECTION.split("\n## ", 1)[0]
+BLOCKS = re.findall(r"```python\n(.*?)```", SECTION, re.DOTALL)
 
 
 def test_the_section_has_examples() -> None:
@@ -33,7 +35,7 @@ def test_example_runs(pds_stack: Stack, tmp_path: Path, block: str) -> None:
     )
     namespace: dict[str, Any] = {}
     try:
-        exec(compile(code, str(SECTION), "exec"), namespace)
+        exec(compile(code, str(README), "exec"), namespace)
     finally:
         if "client" in namespace:
             namespace["client"].request.close()
