@@ -57,7 +57,7 @@ from scripts.interop.scenario import (
     skeleton_for,
 )
 from scripts.stack.http import StackError, get_json, xrpc_url
-from scripts.stack.process import RunScript, free_ports
+from scripts.stack.process import RunScript, free_ports, stop_on_sigterm
 
 DEFAULT_INSTALL_DIR: Final = Path.home() / ".cache" / "skyspot" / "appview-interop"
 
@@ -184,7 +184,7 @@ def run(install_dir: Path, work_dir: Path | None) -> str:
                 return verify(script, appview, [alice, bob, viewer], viewer, posted)
         finally:
             if script.process.poll() is None:
-                script.stop(signal.SIGINT)
+                script.stop(signal.SIGTERM)
 
 
 def verify(
@@ -250,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the stack's data and the AppView's log here (default: a temporary directory)",
     )
     args = parse.parse_args(argv)
+    stop_on_sigterm()
     try:
         print(run(args.install_dir, args.work_dir))
     except InteropUnavailable as exc:

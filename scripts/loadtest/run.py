@@ -32,7 +32,7 @@ from typing import Final
 
 from scripts.stack.demo import count_feed_items
 from scripts.stack.http import StackError
-from scripts.stack.process import ROOT, RunScript
+from scripts.stack.process import ROOT, RunScript, stop_on_sigterm
 
 LOCUSTFILE: Final = Path(__file__).with_name("locustfile.py")
 WRITE_NAMES: Final = ("applyWrites check-in", "setup: anchor check-in")
@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parse.add_argument("--seed-accounts", type=int, default=10)
     parse.add_argument("--seed-checkins", type=int, default=500)
     args = parse.parse_args(argv)
+    stop_on_sigterm()
     with tempfile.TemporaryDirectory(prefix="skyspot-loadtest-") as tmp:
         out = Path(tmp)
         script = RunScript.start(out / "stack")
@@ -166,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"load test: {exc}", file=sys.stderr)
             return 1
         finally:
-            if script.process.poll() is None and script.stop(signal.SIGINT) != 130:
+            if script.process.poll() is None and script.stop(signal.SIGTERM) != 143:
                 print("scripts/run did not stop cleanly", file=sys.stderr)
     return 0
 

@@ -17,6 +17,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,27 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+# Execs scripts/run (same pid) with SIGINT and SIGTERM acting by default, as in a user's terminal:
+# a caller started in the background by a non-interactive shell has SIGINT ignored, an ignored
+# signal stays ignored across exec, and bash cannot trap a signal ignored when it started, so
+# scripts/run would otherwise never see Ctrl-C's SIGINT.
+_WITH_DEFAULT_SIGNALS: Final = (
+    "import os, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def stop_on_sigterm() -> None:
+    """For drivers: SIGTERM unwinds like an exception, so `finally` blocks stop the stack (it
+    runs in its own session, so a signal to the driver alone would not reach it)."""
+
+    def raise_exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, raise_exit)
 
 
 def clean_environment() -> dict[str, str]:
@@ -80,7 +102,7 @@ class RunScript:
         output_path = tmp / "run.out"
         with output_path.open("wb") as output:
             process = subprocess.Popen(
-                [str(RUN), *args],
+                [sys.executable, "-c", _WITH_DEFAULT_SIGNALS, str(RUN), *args],
                 cwd=ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
