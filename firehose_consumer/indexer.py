@@ -23,8 +23,9 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -35,8 +36,10 @@ from firehose_consumer.db import queries
 from firehose_consumer.metrics import ConsumerMetrics
 from firehose_consumer.pipeline import SeqTracker
 from firehose_consumer.state import RepoStates
+from firehose_consumer.stream import Backoff
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _OUTAGE_STATES: Final = ("08", "57P")  # connection exception; operator intervention (shutdown)
 
@@ -239,3 +242,21 @@ async def _first_of(events: tuple[asyncio.Event, ...], seconds: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
+
+
+async def until_database_answers(work: Callable[[], Awaitable[T]], metrics: ConsumerMetrics) -> T:
+    """Run `work`, again and again while the index database is unreachable.
+
+    For reads done before any state changes (a repo state cache miss, the resync queue): a
+    failed attempt can simply be repeated, whereas giving up on an event would let the cursor
+    pass an event whose changes were never written.
+    """
+    backoff = Backoff(0.1, 5.0)
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            metrics.write_retries.labels("unavailable").inc()
+            await asyncio.sleep(backoff.next_delay())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -47,14 +47,20 @@ from firehose_consumer.events import (
     RepoEvent,
     SyncEvent,
 )
-from firehose_consumer.indexer import IndexWriter, Submission, WriterOptions, is_outage
+from firehose_consumer.indexer import (
+    IndexWriter,
+    Submission,
+    WriterOptions,
+    until_database_answers,
+)
 from firehose_consumer.metrics import ConsumerMetrics, metrics_app
 from firehose_consumer.pipeline import FrameQueue, Lanes, SeqTracker
-from firehose_consumer.process import EventProcessor, ProcessorOptions, now_ms
+from firehose_consumer.process import EventProcessor, ProcessorOptions
 from firehose_consumer.resync import RepoFetcher
+from firehose_consumer.resync_scheduler import ResyncJob, ResyncScheduler
 from firehose_consumer.settings import ConsumerSettings, Source
 from firehose_consumer.state import RepoStates
-from firehose_consumer.stream import Backoff, ReaderExit, ReaderOptions, StreamReader
+from firehose_consumer.stream import ReaderExit, ReaderOptions, StreamReader
 from firehose_consumer.verify import CommitVerifier
 
 log = logging.getLogger(__name__)
@@ -62,13 +68,7 @@ T = TypeVar("T")
 
 EXIT_FUTURE_CURSOR: Final = 2
 SHUTDOWN_GRACE_S: Final = 5.0
-RESYNC_POLL_S: Final = 1.0
 YIELD_EVERY: Final = 64  # frames dispatched between explicit yields to the readers and writer
-
-
-@dataclass(frozen=True, slots=True)
-class ResyncJob:
-    did: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +155,14 @@ class Pipeline:
             ),
         )
         self.lanes: Lanes[LaneItem] = Lanes(self._process)
+        self.scheduler = ResyncScheduler(
+            reader_engine=reader_engine, states=states, processor=self.processor,
+            writer=self.writer, metrics=metrics, submit=self.lanes.submit,
+            concurrency=settings.resync_concurrency,
+        )  # fmt: skip
         self.queue = FrameQueue(settings.queue_max_frames, settings.queue_max_bytes)
         self.exit_code = 0
         self._background: set[asyncio.Task[Any]] = set()
-        self._resyncing: set[str] = set()
-        self._resync_wake = asyncio.Event()
 
     @classmethod
     async def open(
@@ -214,7 +217,7 @@ class Pipeline:
         metrics_runner = await self._start_metrics(on_metrics_port)
         writer_task = asyncio.create_task(self.writer.run(writer_stop), name="writer")
         dispatcher = asyncio.create_task(self._dispatch(), name="dispatcher")
-        scheduler = asyncio.create_task(self._resync_scheduler(), name="resync-scheduler")
+        scheduler = asyncio.create_task(self.scheduler.run(), name="resync-scheduler")
         reader_tasks = [asyncio.create_task(r.run(reader_stop), name=f"reader:{r.source.name}")
                         for r in readers]  # fmt: skip
         stopper = asyncio.create_task(stop.wait())
@@ -336,40 +339,23 @@ class Pipeline:
             return
         self.states.tracked.update(dids)
         log.info("%s: backfill queued %d repositories", source.name, len(dids))
-        self._resync_wake.set()
+        self.scheduler.wake()
 
     # -- lanes -------------------------------------------------------------------------------
 
     async def _process(self, did: str, item: LaneItem) -> None:
         if isinstance(item, ResyncJob):
-            await self._scheduled_resync(item.did)
+            await self.scheduler.resync(item.did)
             return
         event = item.event
         try:
-            changes = await self._until_database_answers(lambda: self._handle(event))
+            changes = await until_database_answers(partial(self._handle, event), self.metrics)
         except Exception:  # never let one event wedge the cursor; CancelledError passes
             log.exception("processing %s seq %s failed", type(event).__name__, event.seq)
             self.metrics.invalid.labels("processing_error").inc()
             changes = None
         self.metrics.observe_time(item.source, _event_time(event.time))
         self.writer.submit(Submission(item.source, event.seq, changes))
-
-    async def _until_database_answers(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run `work`, again and again while the index database is unreachable.
-
-        Processing reads the database only before it changes any state (a repo state cache
-        miss), so a failed attempt can simply be repeated; dropping the event instead would
-        let the cursor pass an event whose changes were never written.
-        """
-        backoff = Backoff(0.1, 5.0)
-        while True:
-            try:
-                return await work()
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self.metrics.write_retries.labels("unavailable").inc()
-                await asyncio.sleep(backoff.next_delay())
 
     async def _handle(self, event: RepoEvent) -> Any:
         if isinstance(event, CommitEvent):
@@ -380,40 +366,6 @@ class Pipeline:
             return await self.processor.account(event)
         self.processor.identity(event)
         return None
-
-    async def _scheduled_resync(self, did: str) -> None:
-        try:
-            state = await self._until_database_answers(lambda: self.states.get(did))
-            if (
-                state is None
-                or not state.desynchronized
-                or (state.resync_after is not None and state.resync_after > now_ms())
-            ):
-                return
-            changes = await self.processor.resync(state, "scheduled")
-            self.writer.submit(Submission(None, None, changes))
-        finally:
-            self._resyncing.discard(did)
-
-    async def _due_resyncs(self, limit: int) -> list[str]:
-        async with self.reader_engine.connect() as conn:
-            return await queries.due_resyncs(conn, now_ms(), limit)
-
-    async def _resync_scheduler(self) -> None:
-        room = 2 * self.settings.resync_concurrency
-        while True:
-            free = room - len(self._resyncing)
-            if free > 0:
-                limit = free + len(self._resyncing)
-                due = await self._until_database_answers(partial(self._due_resyncs, limit))
-                for did in due:
-                    if did not in self._resyncing and len(self._resyncing) < room:
-                        self._resyncing.add(did)
-                        self.states.tracked.add(did)
-                        self.lanes.submit(did, ResyncJob(did))
-            self._resync_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._resync_wake.wait(), RESYNC_POLL_S)
 
 
 def _resume(tracker: SeqTracker) -> Any:

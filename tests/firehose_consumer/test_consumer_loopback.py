@@ -168,3 +168,26 @@ async def test_broken_chain_is_resynced_from_get_repo(network: Network, sqlite_u
         )
         assert await metric(consumer, "firehose_resyncs_total", outcome="ok") == 1
     await reader.close()
+
+
+async def test_sync_event_resyncs_when_the_root_differs(network: Network, sqlite_url: str) -> None:
+    repo = await network.new_repo()
+    first, body = repo.checkin_with_post(*PARIS, "Before the reset")
+    seq = await network.commit(repo, body)
+    reader = IndexReader(sqlite_url)
+    async with running(consumer_settings(network, sqlite_url)) as consumer:
+        await eventually(lambda: _cursor_at(reader, network, seq), "the first check-in")
+        # Same root: a #sync only confirms the state, no fetch.
+        seq = await network.host.publish("#sync", repo.sync_body())
+        await eventually(lambda: _cursor_at(reader, network, seq), "the confirming #sync")
+        assert await metric(consumer, "firehose_resyncs_total") == 0
+        # The repo moves on without #commit events, then announces its new state.
+        later, _ = repo.checkin_with_post(*LYON, "Only in the new state")
+        seq = await network.host.publish("#sync", repo.sync_body())
+        await eventually(lambda: _cursor_at(reader, network, seq), "the resetting #sync")
+        assert set(await reader.checkins()) == {(repo.did, first), (repo.did, later)}
+        assert await metric(consumer, "firehose_resyncs_total", outcome="ok") == 1
+        state = await reader.repo(repo.did)
+        assert state is not None
+        assert state["rev"] == repo.rev
+    await reader.close()

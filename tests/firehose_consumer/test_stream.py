@@ -6,13 +6,15 @@ No test waits a fixed time: each waits for an observable condition (cursor, metr
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
 from pathlib import Path
 
 from sqlalchemy import text
 
 from atcore.index.engine import create_index_engine, migrate
-from atcore.index.schema import SYNCHRONIZED
+from atcore.index.schema import DESYNCHRONIZED, SYNCHRONIZED
 from tests.firehose_consumer.conftest import (
     WAIT_S,
     IndexReader,
@@ -22,6 +24,8 @@ from tests.firehose_consumer.conftest import (
 )
 from tests.firehose_consumer.fakenet import Network
 from tests.firehose_consumer.test_consumer_loopback import LYON, PARIS, metric
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _publish_checkins(network: Network, count: int) -> tuple[list[tuple[str, str]], int]:
@@ -152,5 +156,33 @@ async def test_reader_pauses_while_the_database_is_blocked(
         blocker.execute("ROLLBACK")
         blocker.close()
         await eventually(lambda: _cursor_is(reader, network, last), "everything after the block")
+        assert set(await reader.checkins()) == set(keys)
+    await reader.close()
+
+
+async def test_backfill_command_queues_every_repo_for_resync(
+    network: Network, sqlite_url: str
+) -> None:
+    keys, last = await _publish_checkins(network, 3)
+    network.host.oldest_seq = last + 1  # the consumer could not replay these
+    env = {
+        **os.environ,
+        "FIREHOSE_SERVICES": network.host.ws_url,
+        "DATABASE_URL": sqlite_url,
+        "PYTHONPATH": str(ROOT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "firehose_consumer", "backfill", network.host.url,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    reader = IndexReader(sqlite_url)
+    state = await reader.repo(keys[0][0])
+    assert state is not None
+    assert state["sync_status"] == DESYNCHRONIZED
+    settings = consumer_settings(network, sqlite_url, backfill_on_outdated=False)
+    async with running(settings):
+        await eventually(lambda: _count_is(reader, 3), "the queued repo to be resynced")
         assert set(await reader.checkins()) == set(keys)
     await reader.close()
