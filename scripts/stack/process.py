@@ -86,8 +86,19 @@ class RunScript:
     feedgen_port: int
 
     @classmethod
-    def start(cls, tmp: Path, *args: str, extra_env: dict[str, str] | None = None) -> RunScript:
+    def start(
+        cls,
+        tmp: Path,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        same_ports_as: RunScript | None = None,
+    ) -> RunScript:
+        """Start on free ports; `same_ports_as` keeps another run's PLC, PDS and consumer ports
+        (a restart on the same data: accounts' DID documents name the PDS's URL)."""
         plc, pds, consumer, feedgen = free_ports(4)
+        if same_ports_as is not None:
+            plc, pds = same_ports_as.plc_port, same_ports_as.pds_port
+            consumer = same_ports_as.consumer_port
         data_dir = tmp / "data"
         env = {
             **clean_environment(),

@@ -4,8 +4,9 @@ A user creates an account, posts check-ins in Lisbon and Tokyo with `scripts/che
 check-ins come back from the feed generator's `getFeedSkeleton` after travelling PDS -> firehose
 -> consumer -> index. A viewer whose latest check-in is in Tokyo, authenticated with a token its
 PDS minted for the feed generator's did:plc, gets Tokyo first. SIGINT (what Ctrl-C sends) to the
-script alone stops every service it started. `--demo` seeds and prints a viewer's feed page, and
-a second stack runs beside it on other ports and another data directory.
+script alone stops every service it started. `--demo` seeds and prints a viewer's feed page, a
+second stack runs beside it on other ports and another data directory, and restarting that stack
+on new ports keeps its identities.
 """
 
 from __future__ import annotations
@@ -182,3 +183,15 @@ def test_demo_prints_a_viewer_page_and_stacks_run_side_by_side(
     assert_stops_everything(other, signal.SIGTERM, 143)
     assert len(feed_page(demo)) == 9  # stopping one stack leaves the other alone
     assert_stops_everything(demo, signal.SIGTERM, 143)
+
+    # Restarted on the same data with the feed generator on another port: the same DIDs, the
+    # #bsky_fg endpoint moved by a signed PLC update, the same feed record.
+    again = RunScript.start(tmp_path / "other", same_ports_as=other)
+    started.append(again)
+    assert (again.service_did, again.feed_uri) == (other.service_did, other.feed_uri)
+    assert again.feedgen_port != other.feedgen_port
+    document = get_json(f"{again.plc_url}/{again.service_did}")
+    assert document["service"][0]["serviceEndpoint"] == again.feedgen_url
+    audit = get_json(f"{again.plc_url}/{again.service_did}/log/audit")
+    assert len(audit) == 2
+    assert_stops_everything(again, signal.SIGINT, 130)
