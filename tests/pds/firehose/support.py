@@ -159,6 +159,48 @@ async def loop_stack(
         pds_sock.close()
 
 
+async def every_kind_of_event(stack: LoopStack) -> None:
+    """Accounts, creates, an update, a delete, a batch, a handle change, (de)activation."""
+    for _ in range(2):
+        account = await stack.create_account("sdk")
+        for n in range(3):
+            await stack.create_record(account, checkin(n))
+        token = account.access_jwt
+        first = account.rkeys[0]
+        await stack.procedure(
+            nsids.REPO_PUT_RECORD,
+            {"repo": account.did, "collection": COLLECTION, "rkey": first, "record": checkin(9)},
+            token,
+        )
+        await stack.procedure(
+            nsids.REPO_DELETE_RECORD,
+            {"repo": account.did, "collection": COLLECTION, "rkey": account.rkeys[1]},
+            token,
+        )
+        op = f"{nsids.REPO_APPLY_WRITES}#"
+        await stack.procedure(
+            nsids.REPO_APPLY_WRITES,
+            {
+                "repo": account.did,
+                "writes": [
+                    {"$type": op + "create", "collection": COLLECTION, "value": checkin(10)},
+                    {
+                        "$type": op + "update",
+                        "collection": COLLECTION,
+                        "rkey": first,
+                        "value": checkin(11),
+                    },
+                    {"$type": op + "delete", "collection": COLLECTION, "rkey": account.rkeys[2]},
+                ],
+            },
+            token,
+        )
+        new_handle = "re" + account.handle
+        await stack.procedure(nsids.IDENTITY_UPDATE_HANDLE, {"handle": new_handle}, token)
+        await stack.procedure(nsids.SERVER_DEACTIVATE_ACCOUNT, {}, token)
+        await stack.procedure(nsids.SERVER_ACTIVATE_ACCOUNT, {}, token)
+
+
 # -- subscribing -------------------------------------------------------------------------------
 
 
