@@ -109,7 +109,6 @@ class PdsSettings:
     rate_limits_enabled: bool = False
     dev_mode: bool = False
     crawlers: tuple[str, ...] = ()
-    database_url: str = ""
     backfill_window_hours: int = 72
     # describeServer `links` / `contact`
     privacy_policy_url: str | None = None
@@ -166,7 +165,6 @@ class PdsSettings:
             rate_limits_enabled=_bool(env, "PDS_RATE_LIMITS_ENABLED", not dev_mode),
             dev_mode=dev_mode,
             crawlers=_list(env, "PDS_CRAWLERS", ()),
-            database_url=env.get("PDS_DATABASE_URL") or "",
             backfill_window_hours=_int(env, "PDS_SEQUENCER_BACKFILL_HOURS", 72),
             privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
             terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),
