@@ -50,9 +50,19 @@ def settings_for(stack: Stack, url: str) -> ConsumerSettings:
     )
 
 
-def login(stack: Stack) -> tuple[Client, Any]:
+@pytest.fixture
+def sdk_clients() -> Iterator[list[Client]]:
+    """SDK clients made by a test, closed after it (their sockets would outlive it)."""
+    clients: list[Client] = []
+    yield clients
+    for client in clients:
+        client.request.close()
+
+
+def login(stack: Stack, clients: list[Client]) -> tuple[Client, Any]:
     account = create_account(stack, "chk")
     client = Client(base_url=stack.pds_url)
+    clients.append(client)
     client.login(account.handle, account.password)
     return client, account
 
@@ -66,12 +76,12 @@ async def _rows_for(reader: IndexReader, did: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_checkins_through_the_sdk_are_indexed_and_follow_the_account(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, sdk_clients: list[Client]
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/index.sqlite"
     reader = IndexReader(url)
     async with running(settings_for(stack, url)) as consumer:
-        client, account = await asyncio.to_thread(login, stack)
+        client, account = await asyncio.to_thread(login, stack, sdk_clients)
         paris = await asyncio.to_thread(
             post_checkin, client, lat="48.8566", lon="2.3522", place="Café de Flore",
             category="cafe",
@@ -154,9 +164,9 @@ async def _visible(reader: IndexReader, did: str, rkey: str, expected: bool) -> 
 
 
 async def test_a_fresh_index_backfills_existing_accounts_from_cursor_zero(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, sdk_clients: list[Client]
 ) -> None:
-    client, account = await asyncio.to_thread(login, stack)
+    client, account = await asyncio.to_thread(login, stack, sdk_clients)
     posted = [
         await asyncio.to_thread(post_checkin, client, lat=lat, lon=lon, place=name)
         for lat, lon, name in (("38.7223", "-9.1393", "Lisbon"), ("41.3874", "2.1686", "Barcelona"))
