@@ -17,6 +17,7 @@ nothing is counted and no headers are sent. The global per-IP budget is applied 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -143,7 +144,30 @@ class RateLimiter:
 
 
 def caller_ip(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address, seen through reverse proxies on private networks.
+
+    Behind a proxy (Caddy in docker-compose) every request comes from the proxy's address, so
+    per-IP budgets would be shared by all users. Like the reference PDS (Express `trust proxy`
+    for loopback, link-local and unique-local peers), a peer on such an address is trusted to
+    append the client to `X-Forwarded-For`; the caller is the right-most entry that is not itself
+    a trusted proxy. A public peer's header is ignored, so clients cannot pick their own bucket.
+    """
+    peer = request.remote or "unknown"
+    if not _is_trusted_proxy(peer):
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted_proxy(hop):
+            return hop
+    return peer
+
+
+def _is_trusted_proxy(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_link_local or ip.is_private
 
 
 def apply_headers(request: web.Request, response: web.StreamResponse) -> None:
