@@ -82,16 +82,18 @@ async def kill_repeatedly(
     source = network.host.ws_url
     scenario = network.scenario  # type: ignore[attr-defined]
     kill_points = []
-    for _ in range(kills):
+    for done in range(kills):
         await publish_events(network, scenario, more // kills, seed=rng.randrange(1 << 30))
-        # Let it commit a random amount of work first, so kills spread over the whole ingest.
+        # Let it commit a random share of the backlog left for this kill, so the kills spread
+        # over the whole ingest and each lands with work committed and work still outstanding.
         committed = await reader.cursor(source) or 0
-        floor = committed + min(rng.randint(200, 1000), network.host.seq - committed - 1)
+        share = (network.host.seq - committed) / (kills - done) * rng.uniform(0.2, 0.6)
+        floor = committed + max(1, int(share))
         async with consumer_process(env, log) as process:
             await eventually(
                 partial(_cursor_beyond, reader, source, floor), "progress before a kill"
             )
-            await asyncio.sleep(rng.uniform(0.0, 0.1))  # somewhere inside the next batches
+            await asyncio.sleep(rng.uniform(0.0, 0.02))  # somewhere inside the next batches
             process.send_signal(signal.SIGKILL)
             assert await process.wait() == -signal.SIGKILL
         kill_points.append((await reader.cursor(source) or 0, network.host.seq))
