@@ -31,7 +31,25 @@ class HttpReply:
     too_large: bool
 
 
-class HttpClient:
+class AsyncClosing:
+    """`async with` support for the resolvers: leaving the block calls `aclose()`."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class HttpClient(AsyncClosing):
     """Owns an aiohttp session unless one is passed in (then the caller closes it)."""
 
     def __init__(self, session: aiohttp.ClientSession | None, timeout: float) -> None:
@@ -72,17 +90,6 @@ class HttpClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def is_unavailable_status(status: int) -> bool:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import aiohttp
 
 from atcore.identity._http import (
     DEFAULT_TIMEOUT,
+    AsyncClosing,
     HttpClient,
     NameNotResolved,
     is_unavailable_status,
@@ -44,7 +44,7 @@ MAX_REPLY_BYTES: Final = 4096
 MAX_REDIRECTS: Final = 3
 
 
-class HandleResolver:
+class HandleResolver(AsyncClosing):
     """Resolve handles to DIDs over the HTTPS well-known method, with a TTL cache."""
 
     def __init__(
@@ -101,17 +101,6 @@ class HandleResolver:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _checked_handle(handle: str) -> Handle:

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 from urllib.parse import unquote
 
 import aiohttp
@@ -28,6 +27,7 @@ import aiohttp
 from atcore.crypto import PublicKey
 from atcore.identity._http import (
     DEFAULT_TIMEOUT,
+    AsyncClosing,
     HttpClient,
     NameNotResolved,
     is_unavailable_status,
@@ -49,7 +49,7 @@ MAX_DOCUMENT_BYTES: Final = 64 * 1024
 _DOC_ACCEPT: Final = "application/did+ld+json, application/json"
 
 
-class DidResolver:
+class DidResolver(AsyncClosing):
     """Resolve did:plc and did:web DIDs to documents, with a TTL cache."""
 
     def __init__(
@@ -147,17 +147,6 @@ class DidResolver:
     async def aclose(self) -> None:
         """Close the HTTP session if this resolver created it."""
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def is_loopback_host(host: str) -> bool:
