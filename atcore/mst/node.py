@@ -140,7 +140,7 @@ class Node:
     @classmethod
     def from_block(cls, cid: CID, block: bytes, layer: int | None) -> Node:
         """Decode a stored node. `layer` is what its parent implies; None for the root."""
-        keys, vals, subs = decode_node(block)
+        keys, vals, subs, heads = _decode_node(block)
         if layer is None:
             if not keys and subs[0] is not None:
                 raise MalformedNodeError(f"root node {cid} has no entries but a subtree")
@@ -149,12 +149,16 @@ class Node:
             raise MalformedNodeError(f"node {cid} sits below layer 0")
         elif not keys and subs[0] is None:
             raise MalformedNodeError(f"non-root node {cid} is empty")
+        sha256, wanted_bits = hashlib.sha256, 256 - 2 * layer  # key_height, inlined: hot loop
         for key in keys:
-            if key_height(key) != layer:
+            bits = int.from_bytes(sha256(key).digest(), "big").bit_length()
+            if bits != wanted_bits and bits != wanted_bits - 1:
                 raise MalformedNodeError(f"key {key!r} in node {cid} is not a layer-{layer} key")
         if layer == 0 and any(s is not None for s in subs):
             raise MalformedNodeError(f"layer-0 node {cid} links a subtree")
-        return cls(layer, keys, vals, list(subs), cid=cid, block=block)
+        node = cls(layer, keys, vals, list(subs), cid=cid, block=block)
+        node.heads = heads  # re-encoding after a change below needs them: most loads do
+        return node
 
 
 # -- codec -------------------------------------------------------------------------------------
@@ -271,6 +275,13 @@ def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]
     Record links may be any well-formed CID (the CID constructor validates them); they are kept
     exactly as written, never normalised.
     """
+    keys, vals, subs, _heads = _decode_node(block)
+    return keys, vals, subs
+
+
+def _decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None], list[bytes]]:
+    """`decode_node` plus the entry heads (see `entry_heads`), built from the decoded prefix
+    lengths and suffixes: cheaper than recomputing the prefixes when the node is re-encoded."""
     try:
         data = cbrrr.decode_dag_cbor(block, cid_ctor=CID)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError) as exc:
@@ -282,6 +293,7 @@ def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]
         raise MalformedNodeError("node field 'e' must be an array")
     keys: list[bytes] = []
     vals: list[CID] = []
+    heads: list[bytes] = []
     subs: list[CID | None] = [_node_link(data["l"], "node field 'l'")]
     prev = b""
     for entry in entries:  # one pass, inlined: this loop runs for every node a tree loads
@@ -302,5 +314,14 @@ def decode_node(block: bytes) -> tuple[list[bytes], list[CID], list[CID | None]]
         keys.append(key)
         vals.append(value)
         subs.append(_node_link(entry["t"], "entry field 't'"))
+        n = len(suffix)
+        heads.append(
+            b"\xa4\x61k"
+            + (_BYTES_HEADS[n] if n < 256 else _head(0x40, n))
+            + suffix
+            + b"\x61p"
+            + (_UINT_HEADS[p] if p < 256 else _head(0, p))
+            + b"\x61t"
+        )
         prev = key
-    return keys, vals, subs
+    return keys, vals, subs, heads

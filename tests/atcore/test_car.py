@@ -255,3 +255,25 @@ def test_truncation_is_detected_unless_on_a_section_boundary(cut: int) -> None:
         read_car(CAR[:cut])
     with pytest.raises(CarError):
         list(CarReader(io.BytesIO(CAR[:cut]), read_size=11))
+
+
+@given(st.lists(st.integers(min_value=0, max_value=20_000), min_size=1, max_size=8))
+def test_whole_buffer_reader_agrees_with_streaming_reader_for_any_section_length(
+    sizes: list[int],
+) -> None:
+    # Section lengths from one-byte to three-byte varints take different paths in `read_car`.
+    blocks = [(CID.for_raw(bytes([i % 251]) * size), bytes([i % 251]) * size)
+              for i, size in enumerate(sizes)]  # fmt: skip
+    data = write_car([blocks[0][0]], blocks)
+    roots, found = read_car(data)
+    assert roots == [blocks[0][0]]
+    assert found == dict(CarReader(io.BytesIO(data)))
+
+
+def test_non_minimal_two_byte_section_length_is_refused() -> None:
+    cid, block = BLOCKS[1]
+    body = cid.cid_bytes + block
+    assert len(body) < 0x80
+    padded = bytes([0x80 | len(body), 0x00]) + body  # same value, one byte too many
+    with pytest.raises(CarError, match="minimal"):
+        read_car(encode_car_header([cid]) + padded)

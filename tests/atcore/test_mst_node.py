@@ -212,3 +212,27 @@ def test_load_rejects_block_not_matching_its_cid() -> None:
         MST.load(MemoryBlockStore({other: block}), other)
     with pytest.raises(MalformedNodeError):
         MST.load(MemoryBlockStore({}), CID.for_raw(block))
+
+
+@given(node_parts())
+def test_loaded_node_reencodes_to_its_own_block_after_a_child_change(
+    parts: tuple[list[bytes], list[CID], list[CID | None]],
+) -> None:
+    # A loaded node carries entry heads built from its decoded prefixes; re-encoding it after a
+    # change that keeps its keys (a new child link) must still give canonical bytes.
+    keys, vals, subs = parts
+    if not keys:
+        return
+    layer = key_height(keys[0])
+    keys = [key for key in keys if key_height(key) == layer]
+    subs = subs[: len(keys) + 1] if layer else [None] * (len(keys) + 1)
+    vals = vals[: len(keys)]
+    block = encode_node(keys, vals, subs)
+    node = Node.from_block(CID.for_dag_cbor(block), block, layer)
+    assert node.heads is not None
+    node.touch()
+    assert node.encode()[1] == block
+    if layer:
+        node.subs[0] = LEAF
+        node.touch()
+        assert node.encode()[1] == encode_node(keys, vals, [LEAF, *subs[1:]])
