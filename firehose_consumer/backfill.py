@@ -6,6 +6,10 @@ the consumer's resync scheduler then fetches them with bounded concurrency, thro
 lane so live events of that DID stay ordered after its snapshot. Because the queue lives in the
 database, a backfill interrupted by a crash simply continues after the restart.
 
+A partitioned consumer (`CONSUMER_PARTITION`) backfilling after `#info OutdatedCursor` queues
+only its own DIDs (`owns`); every partition gets the same `#info` and queues its share. The
+`backfill HOST` command queues every DID: each partition's scheduler then takes its own.
+
 Listing: `com.atproto.sync.listReposByCollection?collection=app.skyspot.checkin` first (relays
 serve it, and it names only repos that have check-ins); when the host does not implement it, the
 full `com.atproto.sync.listRepos`.
@@ -16,7 +20,7 @@ Errors: `BackfillError` (a `ValueError`) when the host cannot be listed.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -113,12 +117,20 @@ def _listings(body: dict[str, Any]) -> list[Listing]:
     return found
 
 
+def _everything(_did: str) -> bool:
+    return True
+
+
 async def schedule_backfill(
-    engine: AsyncEngine, session: aiohttp.ClientSession, http_base: str
+    engine: AsyncEngine,
+    session: aiohttp.ClientSession,
+    http_base: str,
+    owns: Callable[[str], bool] = _everything,
 ) -> list[str]:
-    """Queue every listed repo for resync; returns the DIDs queued."""
+    """Queue every listed repo that `owns` accepts for resync; returns the DIDs queued."""
     queued: list[str] = []
-    async for page in list_repos(session, http_base):
+    async for listed in list_repos(session, http_base):
+        page = [listing for listing in listed if owns(listing.did)]
         now = time.time_ns() // 1_000_000
         by_status: dict[str, list[str]] = {}
         for listing in page:

@@ -2,6 +2,8 @@
 
 Exposed at `/metrics` on `CONSUMER_METRICS_PORT` (with `/health`):
 
+- `firehose_partition_info{partition}`: 1, labelled with this process's `CONSUMER_PARTITION`
+  (`0/1` when not partitioned), to tell the processes of a partitioned consumer apart;
 - `firehose_lag_seconds{source}`: now minus the `time` of the last event processed;
 - `firehose_events_total{source,type}` (rate() gives events/s) and
   `firehose_events_per_second{source}`, the rate over the last few seconds, for a quick look;
@@ -13,6 +15,11 @@ Exposed at `/metrics` on `CONSUMER_METRICS_PORT` (with `/health`):
 - `firehose_verification_failures_total{reason}`: bad signatures, broken chains, inversion;
 - `index_write_retries_total{kind}`: serialization failures / database unavailable;
 - `firehose_resyncs_total{outcome}`, `firehose_future_cursor{source}` (1 = stopped: alert).
+
+`source` is the service URL, except on the per-partition series - lag, events, cursor - where it
+is the partition's cursor key (`<URL>#partition=i/n` when n > 1), so each partition's lag and
+cursor can be watched and compared; the reader's series (events/s, reconnects, error frames,
+future cursor) are about the connection, which every partition has, and keep the bare URL.
 """
 
 from __future__ import annotations
@@ -29,9 +36,12 @@ _RATE_WINDOW_S: Final = 10.0
 
 
 class ConsumerMetrics:
-    def __init__(self) -> None:
+    def __init__(self, partition: str = "0/1") -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.partition = Gauge("firehose_partition_info", "This process's CONSUMER_PARTITION",
+                               ["partition"], registry=r)  # fmt: skip
+        self.partition.labels(partition).set(1)
         self.lag = Gauge("firehose_lag_seconds", "now - time of the last processed event",
                          ["source"], registry=r)  # fmt: skip
         self.events = Counter("firehose_events", "Events received", ["source", "type"], registry=r)

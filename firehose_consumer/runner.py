@@ -12,6 +12,16 @@ then runs until `stop()` (SIGTERM/SIGINT in `__main__`) or until every source ha
   resync on each one's lane (backfills land here too);
 - the metrics server.
 
+Partitions (`CONSUMER_PARTITION=i/n`, see `firehose_consumer.partition`): the `Interest` answers
+no for other partitions' DIDs, so their frames are `Skipped` before strict decoding and their seqs
+complete at once; tracked DIDs, the resync queue and backfills are the partition's only. Cursor
+loading: each partition has its own row (`<URL>#partition=i/n`; the bare URL when n = 1). Without
+one (first start, or n changed) it resumes from the lowest committed seq of stored rows that
+together cover its DIDs (an older complete partitioning, or the unpartitioned row), or from
+`CONSUMER_START_CURSOR` or below when none cover them (`resume_seq`): re-partitioning never loses
+events, it replays some, harmlessly (idempotent upserts, stale revs skipped). Partitions started
+together on a fresh index race to migrate it; the loser's DDL fails, and it tries again.
+
 Shutdown finishes the batch in flight: readers close, the dispatcher stops, lanes get a short
 grace to finish their current event, and the writer commits whatever was submitted. Events not
 finished stay above the committed cursor and are read again on the next start.
@@ -30,6 +40,7 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.identity import DidResolver
@@ -54,6 +65,7 @@ from firehose_consumer.indexer import (
     until_database_answers,
 )
 from firehose_consumer.metrics import ConsumerMetrics, metrics_app
+from firehose_consumer.partition import resume_seq
 from firehose_consumer.pipeline import FrameQueue, Lanes, SeqTracker
 from firehose_consumer.process import EventProcessor, ProcessorOptions
 from firehose_consumer.resync import RepoFetcher
@@ -69,6 +81,7 @@ T = TypeVar("T")
 EXIT_FUTURE_CURSOR: Final = 2
 SHUTDOWN_GRACE_S: Final = 5.0
 YIELD_EVERY: Final = 64  # frames dispatched between explicit yields to the readers and writer
+MIGRATE_ATTEMPTS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +98,7 @@ class Consumer:
 
     def __init__(self, settings: ConsumerSettings) -> None:
         self.settings = settings
-        self.metrics = ConsumerMetrics()
+        self.metrics = ConsumerMetrics(partition=str(settings.partition))
         self.metrics_port: int | None = None
         self._stop = asyncio.Event()
 
@@ -98,7 +111,7 @@ class Consumer:
         reader_engine = create_index_engine(settings.database_url, read_only=True)
         session = aiohttp.ClientSession()
         try:
-            await migrate(engine)
+            await migrate_racing(engine)
             pipeline = await Pipeline.open(settings, self.metrics, engine, reader_engine, session)
             return await pipeline.serve(self._stop, on_metrics_port=self._set_metrics_port)
         finally:
@@ -108,6 +121,19 @@ class Consumer:
 
     def _set_metrics_port(self, port: int) -> None:
         self.metrics_port = port
+
+
+async def migrate_racing(engine: AsyncEngine) -> None:
+    """`migrate`, tried again when a concurrent migration of another partition got there first."""
+    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
+        try:
+            await migrate(engine)
+            return
+        except DBAPIError as exc:
+            if attempt == MIGRATE_ATTEMPTS:
+                raise
+            log.warning("migrating the index failed (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(0.2 * attempt)
 
 
 class Pipeline:
@@ -127,6 +153,9 @@ class Pipeline:
         self.settings, self.metrics = settings, metrics
         self.engine, self.reader_engine, self.session = engine, reader_engine, session
         self.states, self.trackers = states, trackers
+        self.partition = settings.partition
+        # Per source (by index, like the queue's frames): the key of its tracker and cursor row.
+        self.cursor_keys = tuple(self.partition.cursor_key(s.name) for s in settings.sources)
         self.writer = IndexWriter(
             engine, trackers, states, metrics,
             WriterOptions(max_batch_events=settings.batch_max_events,
@@ -158,7 +187,7 @@ class Pipeline:
         self.scheduler = ResyncScheduler(
             reader_engine=reader_engine, states=states, processor=self.processor,
             writer=self.writer, metrics=metrics, submit=self.lanes.submit,
-            concurrency=settings.resync_concurrency,
+            concurrency=settings.resync_concurrency, partition=settings.partition,
         )  # fmt: skip
         self.queue = FrameQueue(settings.queue_max_frames, settings.queue_max_bytes)
         self.exit_code = 0
@@ -174,20 +203,24 @@ class Pipeline:
         session: aiohttp.ClientSession,
     ) -> Pipeline:
         """Load the cursors and tracked repos, then build the parts."""
+        partition = settings.partition
+        owns = None if partition.is_whole else partition.owns
         async with reader_engine.connect() as conn:
-            cursors = {s.name: await queries.load_cursor(conn, s.name) for s in settings.sources}
-            tracked = await queries.load_tracked_dids(conn)
-        log.info("starting: cursors %s, %d tracked repos", cursors, len(tracked))
+            stored = {s.name: await queries.load_cursors_of(conn, s.name) for s in settings.sources}
+            tracked = await queries.load_tracked_dids(conn, owns)
+        cursors = {
+            partition.cursor_key(name): resume_seq(partition, name, rows, settings.start_cursor)
+            for name, rows in stored.items()
+        }
+        log.info("starting partition %s: cursors %s, %d tracked repos",
+                 partition, cursors, len(tracked))  # fmt: skip
 
         async def load_state(did: str) -> RepoStateRow | None:
             async with reader_engine.connect() as conn:
                 return await queries.load_repo_state(conn, did)
 
         states = RepoStates(load_state, tracked)
-        start = settings.start_cursor
-        trackers = {
-            name: SeqTracker(seq if seq is not None else start) for name, seq in cursors.items()
-        }
+        trackers = {key: SeqTracker(seq) for key, seq in cursors.items()}
         return cls(
             settings=settings, metrics=metrics, engine=engine, reader_engine=reader_engine,
             session=session, states=states, trackers=trackers,
@@ -204,7 +237,7 @@ class Pipeline:
                 session=self.session,
                 queue=self.queue,
                 metrics=self.metrics,
-                resume_cursor=_resume(self.trackers[source.name]),
+                resume_cursor=_resume(self.trackers[self.cursor_keys[index]]),
                 options=ReaderOptions(
                     receive_timeout_s=settings.receive_timeout_s,
                     reconnect_base_s=settings.reconnect_base_s,
@@ -276,7 +309,9 @@ class Pipeline:
     # -- dispatch ----------------------------------------------------------------------------
 
     def _interest(self, did: str, touches_checkins: bool) -> bool:
-        return touches_checkins or self.states.is_tracked(did) or self.lanes.busy(did)
+        # The partition test hashes the DID: only for the few repos wanted otherwise.
+        wanted = touches_checkins or self.states.is_tracked(did) or self.lanes.busy(did)
+        return wanted and self.partition.owns(did)
 
     def _inflight(self) -> int:
         return self.lanes.pending + self.writer.uncommitted
@@ -294,10 +329,11 @@ class Pipeline:
             index, frame = await self.queue.get()
             self.metrics.queue_depth.set(len(self.queue))
             self.metrics.inflight.set(self._inflight())
-            self._route(sources[index], decode_frame(frame, self._interest, limits))
+            decoded = decode_frame(frame, self._interest, limits)
+            self._route(sources[index], self.cursor_keys[index], decoded)
 
-    def _route(self, source: Source, decoded: object) -> None:
-        tracker = self.trackers[source.name]
+    def _route(self, source: Source, key: str, decoded: object) -> None:
+        tracker = self.trackers[key]
         if isinstance(decoded, Rejected):
             # Its seq is as untrustworthy as the rest of it: never let it move the cursor.
             self.metrics.invalid.labels(decoded.reason).inc()
@@ -318,8 +354,8 @@ class Pipeline:
         if not tracker.register(decoded.seq):
             self.metrics.skipped.labels("replayed").inc()
             return
-        self.metrics.event_received(source.name, type(decoded).__name__)
-        self.lanes.submit(decoded.did, SourceEvent(source.name, decoded))
+        self.metrics.event_received(key, type(decoded).__name__)
+        self.lanes.submit(decoded.did, SourceEvent(key, decoded))
 
     def _on_info(self, source: Source, info: InfoEvent) -> None:
         log.warning("%s: #info %s: %s", source.name, info.name, info.message)
@@ -333,12 +369,15 @@ class Pipeline:
 
     async def _backfill(self, source: Source) -> None:
         try:
-            dids = await schedule_backfill(self.engine, self.session, source.http_base)
+            dids = await schedule_backfill(
+                self.engine, self.session, source.http_base, self.partition.owns
+            )
         except BackfillError as exc:
             log.error("%s: backfill could not list repositories: %s", source.name, exc)
             return
         self.states.tracked.update(dids)
-        log.info("%s: backfill queued %d repositories", source.name, len(dids))
+        log.info("%s: backfill queued %d repositories (partition %s)",
+                 source.name, len(dids), self.partition)  # fmt: skip
         self.scheduler.wake()
 
     # -- lanes -------------------------------------------------------------------------------

@@ -20,7 +20,9 @@ Variables (defaults in brackets):
 - CONSUMER_LEXICON_DIR [the repository's lexicons/]: record validation;
 - CONSUMER_RESYNC_NEW_REPOS [true]: `getRepo` a repo first seen mid-history;
 - CONSUMER_BACKFILL_ON_OUTDATED [true]: `listRepos` + `getRepo` after `#info OutdatedCursor`;
-- CONSUMER_RESYNC_CONCURRENCY [4]: parallel `getRepo` fetches.
+- CONSUMER_RESYNC_CONCURRENCY [4]: parallel `getRepo` fetches;
+- CONSUMER_PARTITION [0/1: everything]: `i/n` indexes only the repos whose DID hashes to `i` of
+  `n` (see `firehose_consumer.partition`); run n processes, 0/n .. n-1/n, on one index.
 
 Errors: `SettingsError` (a `ValueError`) naming the variable.
 """
@@ -36,6 +38,7 @@ from urllib.parse import urlsplit
 
 from atcore.index.engine import DEFAULT_URL, IndexDatabaseError, parse_database_url
 from atcore.nsids import SYNC_SUBSCRIBE_REPOS
+from firehose_consumer.partition import WHOLE, Partition, PartitionError
 
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_LEXICON_DIR: Final = Path(__file__).resolve().parent.parent / "lexicons"
@@ -101,6 +104,7 @@ class ConsumerSettings:
     resync_new_repos: bool = True
     backfill_on_outdated: bool = True
     resync_concurrency: int = 4
+    partition: Partition = WHOLE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -138,6 +142,7 @@ class ConsumerSettings:
             resync_new_repos=_flag(env, "CONSUMER_RESYNC_NEW_REPOS", True),
             backfill_on_outdated=_flag(env, "CONSUMER_BACKFILL_ON_OUTDATED", True),
             resync_concurrency=int(_number(env, "CONSUMER_RESYNC_CONCURRENCY", 4)),
+            partition=_partition(env, "CONSUMER_PARTITION"),
         )
 
 
@@ -173,6 +178,16 @@ def _cursor(env: Mapping[str, str], name: str) -> int | None:
     if not value.isdigit():
         raise SettingsError(f"{name}: not a non-negative integer: {value!r}")
     return int(value)
+
+
+def _partition(env: Mapping[str, str], name: str) -> Partition:
+    value = env.get(name, "").strip()
+    if not value:
+        return WHOLE
+    try:
+        return Partition.parse(value)
+    except PartitionError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int | None:

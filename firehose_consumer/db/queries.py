@@ -14,10 +14,10 @@ PostgreSQL construct compiles for CockroachDB too).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Insert, and_, bindparam, case, delete, select, update
+from sqlalchemy import Insert, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -122,6 +122,19 @@ async def load_cursor(conn: AsyncConnection, source: str) -> int | None:
     return None if seq is None else int(seq)
 
 
+async def load_cursors_of(conn: AsyncConnection, source: str) -> dict[str, int]:
+    """Every cursor row of `source`: its own key and any `<source>#...` (partition) keys."""
+    rows = await conn.execute(
+        select(source_cursor.c.source, source_cursor.c.seq).where(
+            or_(
+                source_cursor.c.source == source,
+                source_cursor.c.source.startswith(f"{source}#", autoescape=True),
+            )
+        )
+    )
+    return {key: int(seq) for key, seq in rows}
+
+
 def _repo_row(row: Any) -> RepoStateRow:
     return RepoStateRow(
         did=row.did,
@@ -138,10 +151,18 @@ async def load_repo_state(conn: AsyncConnection, did: str) -> RepoStateRow | Non
     return None if row is None else _repo_row(row)
 
 
-async def load_tracked_dids(conn: AsyncConnection) -> set[str]:
-    """Every DID the index follows (the consumer keeps this set in memory for filtering)."""
+async def load_tracked_dids(
+    conn: AsyncConnection, owns: Callable[[str], bool] | None = None
+) -> set[str]:
+    """Every DID the index follows, or those `owns` accepts (a partition's share).
+
+    The consumer keeps this set in memory for filtering. A partition's share cannot be selected
+    in SQL (no portable hash), so rows are streamed and filtered here, once, at startup.
+    """
     result = await conn.stream(select(repo_state.c.did))
-    return {did async for (did,) in result}
+    if owns is None:
+        return {did async for (did,) in result}
+    return {did async for (did,) in result if owns(did)}
 
 
 async def due_resyncs(conn: AsyncConnection, now_ms: int, limit: int) -> list[str]:
@@ -158,6 +179,30 @@ async def due_resyncs(conn: AsyncConnection, now_ms: int, limit: int) -> list[st
         .limit(limit)
     )
     return [did for (did,) in rows]
+
+
+DueKey = tuple[int, str]  # (resync_after, did): the resync queue's order
+
+
+async def due_resyncs_after(
+    conn: AsyncConnection, now_ms: int, limit: int, after: DueKey | None
+) -> list[DueKey]:
+    """Like `due_resyncs`, as keys, resuming after `after` (a keyset scan of the queue)."""
+    query = select(repo_state.c.resync_after, repo_state.c.did).where(
+        repo_state.c.sync_status == DESYNCHRONIZED, repo_state.c.resync_after <= now_ms
+    )
+    if after is not None:
+        at, did = after
+        query = query.where(
+            or_(
+                repo_state.c.resync_after > at,
+                and_(repo_state.c.resync_after == at, repo_state.c.did > did),
+            )
+        )
+    rows = await conn.execute(
+        query.order_by(repo_state.c.resync_after, repo_state.c.did).limit(limit)
+    )
+    return [(int(at), did) for at, did in rows]
 
 
 async def mark_desynchronized(
