@@ -52,7 +52,7 @@ def _store_context(
             settings.data_directory.mkdir(parents=True, exist_ok=True)
         store = PlcStore(settings.effective_database_url)
         try:
-            await store.create_schema()
+            await store.migrate()
             app[STORE_KEY] = store
             yield
         finally:

@@ -20,8 +20,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -34,6 +37,7 @@ from sqlalchemy import (
     Text,
     event,
     func,
+    inspect,
     select,
     update,
 )
@@ -48,6 +52,8 @@ from atcore.identity.plc_parse import LogEntry, parse_operation
 from atcore.syntax import Did
 
 metadata: Final = MetaData()
+VERSION_TABLE: Final = "plc_alembic_version"
+MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 
 plc_operation: Final = Table(
     "plc_operation",
@@ -91,9 +97,10 @@ class PlcStore:
             _configure_sqlite(self._write_engine, begin="BEGIN IMMEDIATE")
             _configure_sqlite(self._read_engine, begin="BEGIN")
 
-    async def create_schema(self) -> None:
+    async def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (see `upgrade_on`)."""
         async with self._write_engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(upgrade_on)
 
     async def close(self) -> None:
         await self._write_engine.dispose()
@@ -173,6 +180,22 @@ class PlcStore:
 
 def sqlite_url(path: str) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+def upgrade_on(connection: Connection) -> None:
+    """Run the migrations on an open connection.
+
+    Directories created before the schema had migrations made the table with `create_all`; such
+    a database (the table, no version table) is stamped as revision 0001, which is exactly what
+    `create_all` made, and then upgraded like any other.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    tables = set(inspect(connection).get_table_names())
+    if plc_operation.name in tables and VERSION_TABLE not in tables:
+        command.stamp(config, "0001")
+    command.upgrade(config, "head")
 
 
 def _configure_sqlite(engine: AsyncEngine, *, begin: str) -> None:
