@@ -15,8 +15,9 @@ its keyset bound, among rows indexed no later than page 1. Which bands are asked
 which order, is the ranking's decision (`RankingPlan.search`); the readers only run its requests.
 
 Two readers run the statements: `EngineReader` on an async SQLAlchemy engine (PostgreSQL and
-CockroachDB through asyncpg), and `feedgen.db.sqlite_reader.SqliteReader`, which compiles the
-same statements once for SQLite and runs a whole page in one worker-thread hop.
+CockroachDB through asyncpg), and `feedgen.db.sqlite_reader.SqliteReader`, which compiles them
+once for SQLite and runs a whole page on the driver directly; it reads a near band with
+`merged_cells_statement`, the same per-cell scans as one compound statement SQLite merges lazily.
 
 Statements are built once per *shape* (first enabled band, band, kind of bound) and then only
 re-bound: every disk has `DISK_SLOTS` cell parameters, padded with a cell id that matches nothing.
@@ -32,6 +33,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    CompoundSelect,
     Select,
     all_,
     and_,
@@ -258,19 +260,27 @@ def _outside_arrays(bands: range) -> list[ColumnElement[bool]]:
     ]
 
 
-def cell_statement(shape: Shape) -> Select[Any]:
-    """One cell's keyset scan of a near band (`:cell`), for readers that merge cells themselves.
+def merged_cells_statement(shape: Shape, cells: int) -> CompoundSelect[Any]:
+    """A near band's page as one compound statement: `cells` keyset scans merged (SQLite).
 
-    Same filters and order as the band's statement for one cell of its disk: a reader can step
-    one cursor per cell and merge them lazily, reading about `limit + cells` rows instead of
-    `limit x cells`.
+    Each arm is one cell's scan (`:cell0`, `:cell1`, ...) with the band's filters; the compound's
+    ORDER BY is the keyset, which every arm's index already yields in order, so SQLite plans a
+    lazy merge of the arms (`MERGE (UNION ALL)` in EXPLAIN QUERY PLAN) and stops after `:lim`
+    rows: a page reads about `limit + cells` index entries, in one prepared statement. (Unioned
+    subqueries with a LIMIT each, as in `band_statement`, are instead materialised and sorted.)
+    Parameters: `band_parameters` plus `cellN` for each arm.
     """
     first_band, band, kind = shape
-    if WORLD in (band, first_band):
+    if not is_cell_band(shape):
         raise ValueError("only near bands have cells")
+    if not 1 <= cells <= DISK_SLOTS:
+        raise ValueError(f"a disk has 1..{DISK_SLOTS} cells, not {cells}")
     filters = [*_servable(), *_outside_disks(range(first_band, band)), *_bound(kind)]
     column = _CELL_COLUMNS[band]
-    return _keyset_page(select(*OUTPUT).where(column == bindparam("cell"), *filters))
+    arms = [select(*OUTPUT).where(column == bindparam(f"cell{i}"), *filters) for i in range(cells)]
+    merged = union_all(*arms)
+    keyset = (merged.selected_columns[c.name].desc() for c in _KEYSET)
+    return merged.order_by(*keyset).limit(bindparam("lim"))
 
 
 def is_cell_band(shape: Shape) -> bool:

@@ -6,11 +6,17 @@ is 30 days), by one author in twenty. Rows are exactly what the consumer writes 
 `atcore.index.geo.cells_for_point`), generated from a fixed seed, so every run and both
 backends see the same data. The schema comes from the index's own Alembic migrations; rows are
 then bulk-loaded (sqlite3 `executemany` in one transaction; PostgreSQL `COPY`).
+
+Building a million rows takes a minute, so `cached_sqlite` keeps SQLite indexes in a cache
+directory between runs. A cached file is reused while it is younger than `max_age_s` (its rows
+age with the clock: a day changes which check-ins fall in the 30-day window by ~3%) and while its
+name matches `DATA_VERSION` and the head of the index's migrations (a schema change rebuilds it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 import time
@@ -22,12 +28,14 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 
 from atcore.index import create_index_engine, migrate
+from atcore.index.engine import MIGRATIONS_DIR
 from atcore.index.geo import MICRO, cells_for_point
 
 DAY_MS: Final = 86_400_000
 AGE_DAYS: Final = 33
 CHECKINS_PER_AUTHOR: Final = 20
 BATCH: Final = 20_000
+DATA_VERSION: Final = 1  # bump when `rows` changes, so cached indexes are rebuilt
 
 # (name, latitude, longitude, population in millions): the weights of the synthetic world.
 CITIES: Final = (
@@ -108,6 +116,30 @@ async def _migrate(url: str) -> None:
         await migrate(engine)
     finally:
         await engine.dispose()
+
+
+def cached_sqlite(directory: Path, count: int, *, max_age_s: float) -> tuple[Path, float | None]:
+    """A SQLite index of `count` rows from `directory`, built when missing or stale.
+
+    Returns the file and the seconds spent building it (None when a cached file was reused).
+    Built under a temporary name and renamed, so an interrupted build never leaves a bad file.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"index-v{DATA_VERSION}-{migration_head()}-{count}.sqlite"
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - path.stat().st_mtime < max_age_s:
+            return path, None
+    partial = path.with_suffix(".partial")
+    seconds = build_sqlite(partial, count)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    partial.replace(path)
+    return path, seconds
+
+
+def migration_head() -> str:
+    """The newest migration's revision id of the index schema (part of a cached file's name)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
 
 
 def build_sqlite(path: Path, count: int) -> float:
