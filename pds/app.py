@@ -26,6 +26,7 @@ from pds.blobs import blob_gc_context
 from pds.context import CONTEXT, build_context, close_context
 from pds.cors import add_cors_headers, cors_middleware
 from pds.firehose.app import setup_firehose
+from pds.firehose.pruner import sequence_pruner_context
 from pds.ratelimit import RateLimiter, apply_headers, global_limit_middleware
 from pds.settings import PdsSettings
 
@@ -47,6 +48,7 @@ def create_app(settings: PdsSettings) -> web.Application:
     app.cleanup_ctx.append(lifecycle)
     setup_firehose(app)
     app.cleanup_ctx.append(blob_gc_context())  # after `lifecycle`: it reads the context
+    app.cleanup_ctx.append(sequence_pruner_context())  # after the firehose: prunes its window
     app.on_response_prepare.append(_response_headers)
     add_routes(app)
     sync_api.add_routes(app)

@@ -24,6 +24,9 @@ DEFAULT_BLOB_UPLOAD_LIMIT = 100 * 1024 * 1024
 DEFAULT_PROXY_HEADERS_TIMEOUT_MS = 10_000
 DEFAULT_PROXY_BODY_TIMEOUT_MS = 30_000
 DEFAULT_PROXY_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
+DEFAULT_BACKFILL_WINDOW_HOURS = 72
+# Firehose history older than the backfill window is deleted this often (0: never).
+DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS = 3600
 SECRETS_FILE = "secrets.json"
 
 
@@ -56,6 +59,13 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must be zero or positive, got {value}")
     return value
 
 
@@ -109,7 +119,8 @@ class PdsSettings:
     rate_limits_enabled: bool = False
     dev_mode: bool = False
     crawlers: tuple[str, ...] = ()
-    backfill_window_hours: int = 72
+    backfill_window_hours: int = DEFAULT_BACKFILL_WINDOW_HOURS
+    sequencer_prune_interval_seconds: int = DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS
     # describeServer `links` / `contact`
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
@@ -165,7 +176,15 @@ class PdsSettings:
             rate_limits_enabled=_bool(env, "PDS_RATE_LIMITS_ENABLED", not dev_mode),
             dev_mode=dev_mode,
             crawlers=_list(env, "PDS_CRAWLERS", ()),
-            backfill_window_hours=_int(env, "PDS_SEQUENCER_BACKFILL_HOURS", 72),
+            # Never negative: the pruner deletes history older than this window.
+            backfill_window_hours=_non_negative_int(
+                env, "PDS_SEQUENCER_BACKFILL_HOURS", DEFAULT_BACKFILL_WINDOW_HOURS
+            ),
+            sequencer_prune_interval_seconds=_non_negative_int(
+                env,
+                "PDS_SEQUENCER_PRUNE_INTERVAL_SECONDS",
+                DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS,
+            ),
             privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
             terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),
             contact_email_address=_email(env, "PDS_CONTACT_EMAIL_ADDRESS"),

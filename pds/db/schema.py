@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -173,4 +174,7 @@ sequencer_state = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
     Column("last_seq", BigInteger, nullable=False),  # never decreases, so seqs are never reused
+    # Highest seq deleted by history pruning (0: none): events at or below it are gone, events
+    # above it are all still stored (see `pds.db.seq_retention`).
+    Column("pruned_through", BigInteger, nullable=False, server_default=text("0")),
 )

@@ -9,7 +9,9 @@ one process, as in tests, keep separate numbers):
   for scrapers that do not compute `rate()` themselves);
 - `pds_firehose_frames_sent_total`: frames written to subscribers (events x subscribers);
 - `pds_firehose_slow_consumers_dropped_total`: subscribers cut off with `ConsumerTooSlow`;
-- `pds_crawler_requests_total{outcome}`: `requestCrawl` notifications sent, by outcome.
+- `pds_crawler_requests_total{outcome}`: `requestCrawl` notifications sent, by outcome;
+- `pds_sequencer_pruned_events_total` and `pds_sequencer_pruned_through_seq`: events deleted by
+  history pruning (`pds.firehose.pruner`), and the highest seq deleted so far.
 """
 
 from __future__ import annotations
@@ -90,6 +92,21 @@ class FirehoseMetrics:
             ["outcome"],
             registry=self.registry,
         )
+
+        self.pruned_events = Counter(
+            "pds_sequencer_pruned_events",
+            "Events deleted from the firehose history (older than the backfill window)",
+            registry=self.registry,
+        )
+        self.pruned_through = Gauge(
+            "pds_sequencer_pruned_through_seq",
+            "Highest seq deleted by history pruning (0: none)",
+            registry=self.registry,
+        )
+
+    def pruned(self, count: int, through: int) -> None:
+        self.pruned_events.inc(count)
+        self.pruned_through.set(through)
 
     def broadcast(self, count: int, head: int) -> None:
         self.events.inc(count)

@@ -28,9 +28,19 @@ Why the cutover has no gap and no duplicate, even with writes racing the subscri
 
 Cursor handling (`plan_start`, the event-stream spec's connection rules): no cursor → live
 only (the events after the fanout's position when the subscription was registered); cursor
-above the head seq → `FutureCursor`; a cursor whose next event is older than the
-backfill window → `OutdatedCursor` info, then the whole window; `0` → the whole window; any
-other cursor → the events after it.
+above the head seq → `FutureCursor`; a cursor below the pruned history
+(`sequencer_state.pruned_through`), or whose next event is older than the backfill window →
+`OutdatedCursor` info, then the whole window; `0` → the whole (retained) window; any other
+cursor → the events after it. The pruned-history test matters because pruning deletes events:
+the first event still stored after an old cursor may be recent, and judging by its time alone
+would skip the deleted ones silently.
+
+Overtaken by pruning: the pruner (`pds.firehose.pruner`) only deletes events older than the window
+plus a margin, but a replay that crawls through the window for longer than that margin could find
+the events it is about to read deleted. Each backfill page therefore reads `pruned_through` in the
+same snapshot as the events; if it passed the replay's position, the replay ends with
+`ConsumerTooSlow` (the client reconnects with its cursor and is told `OutdatedCursor`), never with
+a silent gap.
 
 Errors (`FirehoseError`, a `ValueError`): `FutureCursor`, `ConsumerTooSlow`.
 """
@@ -48,8 +58,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pds.db import schema
 from pds.db.engine import Database
+from pds.db.seq_retention import SequenceBounds, pruned_through, sequence_bounds
 from pds.firehose.events import OutgoingEvent, outgoing
-from pds.sequencer import events_after, last_seq
+from pds.sequencer import events_after
 
 DEFAULT_PAGE_SIZE: Final = 500
 
@@ -112,6 +123,12 @@ class Subscription:
         self._clear()
         return taken
 
+    def cut_off(self) -> None:
+        """Mark this subscriber too slow (the connection ends with `ConsumerTooSlow`)."""
+        self._clear()
+        self.too_slow.set()
+        self._ready.set()
+
     def _clear(self) -> None:
         self._buffer.clear()
         self._bytes = 0
@@ -129,15 +146,19 @@ async def plan_start(conn: AsyncConnection, cursor: int | None, window_start_ms:
     """Apply the connection-time cursor rules against the stored sequence."""
     if cursor is None:
         return StartPlan(None)
-    head = await last_seq(conn)
-    if cursor > head:
+    bounds = await sequence_bounds(conn)
+    if cursor > bounds.last_seq:
         raise FutureCursor("Cursor in the future.")
     if cursor == 0:
-        return StartPlan(await _window_start_after(conn, window_start_ms, head))
-    following = await _next_event_time(conn, cursor)
-    if following is not None and following < window_start_ms:
-        return StartPlan(await _window_start_after(conn, window_start_ms, head), outdated=True)
+        return StartPlan(await _window_start_after(conn, window_start_ms, bounds))
+    if cursor < bounds.pruned_through or await _next_event_is_older(conn, cursor, window_start_ms):
+        return StartPlan(await _window_start_after(conn, window_start_ms, bounds), outdated=True)
     return StartPlan(cursor)
+
+
+async def _next_event_is_older(conn: AsyncConnection, cursor: int, window_start_ms: int) -> bool:
+    following = await _next_event_time(conn, cursor)
+    return following is not None and following < window_start_ms
 
 
 async def _next_event_time(conn: AsyncConnection, cursor: int) -> int | None:
@@ -152,8 +173,11 @@ async def _next_event_time(conn: AsyncConnection, cursor: int) -> int | None:
     return None if value is None else int(value)
 
 
-async def _window_start_after(conn: AsyncConnection, window_start_ms: int, head: int) -> int:
-    """The seq just before the oldest event inside the window (`head` when there is none)."""
+async def _window_start_after(
+    conn: AsyncConnection, window_start_ms: int, bounds: SequenceBounds
+) -> int:
+    """The seq just before the oldest event inside the window (the head when there is none),
+    never below the pruned history."""
     seq_table = schema.repo_seq
     # Ordered by `sequenced_at` so the index answers it; seqs and times grow together.
     first = await conn.scalar(
@@ -162,7 +186,9 @@ async def _window_start_after(conn: AsyncConnection, window_start_ms: int, head:
         .order_by(seq_table.c.sequenced_at, seq_table.c.seq)
         .limit(1)
     )
-    return head if first is None else int(first) - 1
+    if first is None:
+        return bounds.last_seq
+    return max(int(first) - 1, bounds.pruned_through)
 
 
 async def replay(
@@ -181,9 +207,13 @@ async def replay(
     last = subscription.registered_at if start_after is None else start_after
     while True:
         subscription.missed = False
-        async for batch in _backfill(db, last, page_size):
-            yield batch
-            last = batch[-1].seq
+        try:
+            async for batch in _backfill(db, last, page_size):
+                yield batch
+                last = batch[-1].seq
+        except ConsumerTooSlow:
+            subscription.cut_off()
+            raise
         if not subscription.missed:
             break
     subscription.live = True
@@ -195,9 +225,14 @@ async def replay(
 
 
 async def _backfill(db: Database, after: int, page_size: int) -> AsyncIterator[list[OutgoingEvent]]:
-    """Stored events after `after`, page by page, until a page comes back short."""
+    """Stored events after `after`, page by page, until a page comes back short.
+
+    Raises `ConsumerTooSlow` when pruning deleted events after `after` before they were read.
+    """
     while True:
-        async with db.read() as conn:
+        async with db.read() as conn:  # one snapshot: the record and the page agree
+            if await pruned_through(conn) > after:
+                raise ConsumerTooSlow("Stream consumer too slow: the events it needs were pruned")
             stored = await events_after(conn, after, limit=page_size)
         if not stored:
             return
