@@ -1,7 +1,7 @@
 """Benchmark: the firehose consumer on a recorded stream of check-in commits plus unrelated traffic.
 
 Run: `.venv/bin/python -m scripts.bench.consumer [--checkins 100000] [--repos 1000]
-      [--backends sqlite,postgresql] [--skip-peer] [--quick]`
+      [--backends sqlite,postgresql] [--partitions 1] [--skip-peer] [--quick]`
 
 The stream (`_consumer_stream`) is recorded once and cached in the temp directory: N check-in
 commits (check-in + companion post, real signed Sync 1.1 commits) over `--repos` accounts,
@@ -20,7 +20,9 @@ Sections:
 - `index` (separate processes): the stream replayed from a server process (our PLC + a
   subscribeRepos endpoint) into `python -m firehose_consumer` from cursor 0, until the committed
   cursor reaches the last seq: catch-up time, events/s and check-ins/s, with and without
-  signature verification, into SQLite and PostgreSQL (the throw-away cluster of `tests.pg`). The
+  signature verification, into SQLite and PostgreSQL (the throw-away cluster of `tests.pg`).
+  `--partitions N` runs N consumer processes (`CONSUMER_PARTITION=i/N`) on the same database,
+  until every partition's cursor reaches the last seq; consumer CPU is then the sum over them. The
   peer is the SDK's `FirehoseSubscribeReposClient` (`sdk-peer` mode of this script, its own
   process) doing the peer work above on the same stream over the same socket, no database.
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import sys
@@ -51,6 +54,7 @@ from atcore.index.schema import source_cursor
 from atcore.lexicon import Catalog
 from firehose_consumer.decode import CHECKIN_PREFIX, decode_frame
 from firehose_consumer.events import CommitEvent
+from firehose_consumer.partition import Partition
 from firehose_consumer.records import decode_checkin
 from firehose_consumer.settings import DEFAULT_LEXICON_DIR
 from firehose_consumer.verify import CommitVerifier
@@ -201,10 +205,14 @@ class IndexRun:
     cpu_seconds: float
     frames: int
     checkins: int
+    partitions: int = 1
 
     def rows(self) -> list[Measurement]:
         subject = f"ours, {self.backend}, signatures {'on' if self.verify else 'off'}"
         note = f"catch-up {self.seconds:.1f} s, consumer CPU {self.cpu_seconds:.1f} s"
+        if self.partitions > 1:
+            subject += f", {self.partitions} partitions"
+            note += f" (sum over {self.partitions} processes)"
         return [
             Measurement("index: events/s (catch-up)", subject, self.frames / self.seconds, note),
             Measurement(
@@ -239,39 +247,59 @@ async def _cursor(url: str, source: str) -> int:
         await engine.dispose()
 
 
-async def _until_cursor(url: str, source: str, seq: int) -> None:
-    """Poll the committed cursor (a file/database written by another process: no event)."""
-    while await _cursor(url, source) < seq:  # noqa: ASYNC110
-        await asyncio.sleep(0.2)
+async def _until_cursors(url: str, keys: Sequence[str], seq: int) -> None:
+    """Poll the committed cursors (a file/database written by other processes: no event)."""
+    for key in keys:
+        while await _cursor(url, key) < seq:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+
+
+def _consumer_process(
+    env: dict[str, str], partition: Partition, log_path: Path
+) -> contextlib.AbstractAsyncContextManager[Any]:
+    metrics_port = free_port()
+    return server_process(
+        f"consumer {partition}",
+        [sys.executable, "-m", "firehose_consumer"],
+        env={**env, "CONSUMER_PARTITION": str(partition),
+             "CONSUMER_METRICS_PORT": str(metrics_port)},
+        url=f"http://127.0.0.1:{metrics_port}",
+        health_path="/health",
+        log_path=log_path,
+        cwd=ROOT,
+    )  # fmt: skip
 
 
 async def index_run(
-    recording: Recording, url: str, backend: str, verify: bool, workdir: Path
+    recording: Recording,
+    url: str,
+    backend: str,
+    verify: bool,
+    workdir: Path,
+    *,
+    partitions: int = 1,
 ) -> IndexRun:
     server, plc_port, stream_port = await _stream_server(recording, workdir)
-    metrics_port = free_port()
     source = f"ws://127.0.0.1:{stream_port}"
     env = {
         "FIREHOSE_SERVICES": source, "DATABASE_URL": url,
         "DID_PLC_URL": f"http://127.0.0.1:{plc_port}", "CONSUMER_DEV_MODE": "true",
-        "CONSUMER_START_CURSOR": "0", "CONSUMER_METRICS_PORT": str(metrics_port),
+        "CONSUMER_START_CURSOR": "0",
         "CONSUMER_VERIFY_SIGNATURES": "true" if verify else "false", "PYTHONPATH": str(ROOT),
     }  # fmt: skip
-    consumer_process = server_process(
-        "consumer",
-        [sys.executable, "-m", "firehose_consumer"],
-        env=env,
-        url=f"http://127.0.0.1:{metrics_port}",
-        health_path="/health",
-        log_path=workdir / f"consumer-{backend}-{verify}.log",
-        cwd=ROOT,
-    )
-    async with server, consumer_process as consumer:
+    parts = [Partition(i, partitions) for i in range(partitions)]
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(server)
+        consumers = [
+            await stack.enter_async_context(_consumer_process(
+                env, part, workdir / f"consumer-{backend}-{verify}-{part.index}.log"))
+            for part in parts
+        ]  # fmt: skip
         started = time.perf_counter()
-        await _until_cursor(url, source, recording.frames)
+        await _until_cursors(url, [p.cursor_key(source) for p in parts], recording.frames)
         elapsed = time.perf_counter() - started
-        cpu = consumer.cpu_seconds()
-    return IndexRun(backend, verify, elapsed, cpu, recording.frames, recording.checkins)
+        cpu = sum(consumer.cpu_seconds() for consumer in consumers)
+    return IndexRun(backend, verify, elapsed, cpu, recording.frames, recording.checkins, partitions)
 
 
 async def sdk_peer_run(recording: Recording, workdir: Path) -> Measurement:
@@ -315,13 +343,15 @@ def sdk_peer(base_uri: str, last_seq: int) -> None:
 
 
 async def index_section(recording: Recording, backends: Sequence[str], skip_peer: bool,
-                        workdir: Path) -> list[Measurement]:  # fmt: skip
+                        workdir: Path, partitions: int = 1) -> list[Measurement]:  # fmt: skip
     rows: list[Measurement] = []
     for backend in backends:
         for verify in (True, False):
             if backend == "sqlite":
                 url = f"sqlite+aiosqlite:///{workdir}/index-{verify}.sqlite"
-                run = await index_run(recording, url, backend, verify, workdir)
+                run = await index_run(
+                    recording, url, backend, verify, workdir, partitions=partitions
+                )
             else:
                 from tests.pg import PgCluster, pg_available
 
@@ -333,7 +363,9 @@ async def index_section(recording: Recording, backends: Sequence[str], skip_peer
                 try:
                     await asyncio.to_thread(cluster.start)
                     url = cluster.url(await asyncio.to_thread(cluster.create_database))
-                    run = await index_run(recording, url, backend, verify, workdir)
+                    run = await index_run(
+                        recording, url, backend, verify, workdir, partitions=partitions
+                    )
                 finally:
                     await asyncio.to_thread(cluster.destroy)
             print(f"  {backend}, signatures {'on' if verify else 'off'}: {run.seconds:.1f} s",
@@ -350,9 +382,17 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
     parser.add_argument("--repos", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--sections", default="decode,verify,index")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=1,
+        help="consumer processes in the index section (CONSUMER_PARTITION i/N)",
+    )
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--quick", action="store_true", help="1,000 check-ins, SQLite only")
     args = parser.parse_args(argv)
+    if args.partitions < 1:
+        parser.error("--partitions must be at least 1")
     if args.quick:
         args.checkins, args.repos, args.backends = 1000, 50, "sqlite"
     print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cores",
@@ -373,7 +413,9 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
     if "index" in sections:
         with tempfile.TemporaryDirectory(prefix="skyspot-consumer-bench-") as scratch:
             backends = [b.strip() for b in args.backends.split(",")]
-            rows += asyncio.run(index_section(recording, backends, args.skip_peer, Path(scratch)))
+            rows += asyncio.run(
+                index_section(recording, backends, args.skip_peer, Path(scratch), args.partitions)
+            )
     print_table(rows)
     return rows
 
