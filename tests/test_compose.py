@@ -152,7 +152,10 @@ def test_compose_has_services_volumes_and_our_four_services() -> None:
     assert set(compose()) <= {"name", "services", "volumes", "networks"} | {
         key for key in compose() if key.startswith("x-")
     }
-    assert sorted(module_of(s) for s in our_services().values()) == sorted(SETTINGS_SOURCES)
+    # Each of our commands runs; only the consumer runs as several services (its partitions).
+    modules = [module_of(s) for s in our_services().values()]
+    assert set(modules) == set(SETTINGS_SOURCES)
+    assert all(modules.count(m) == 1 for m in SETTINGS_SOURCES if m != "firehose_consumer")
 
 
 @pytest.mark.parametrize("name", list(services()))
@@ -273,8 +276,13 @@ def test_plc_settings_build_from_the_compose_environment() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 2582)
 
 
-def test_consumer_settings_build_and_write_to_the_cluster_as_the_writer() -> None:
-    settings = ConsumerSettings.from_env(environment(services()["consumer"]))
+def consumer_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in our_services().items() if module_of(s) == "firehose_consumer"}
+
+
+@pytest.mark.parametrize("name", list(consumer_services()))
+def test_consumer_settings_build_and_write_to_the_cluster_as_the_writer(name: str) -> None:
+    settings = ConsumerSettings.from_env(environment(services()[name]))
     assert [s.name for s in settings.sources] == ["ws://pds:2583"]
     backend, url = parse_database_url(settings.database_url)
     assert backend is Backend.COCKROACHDB
@@ -282,6 +290,16 @@ def test_consumer_settings_build_and_write_to_the_cluster_as_the_writer() -> Non
     assert url.password == dotenv()["COCKROACH_WRITER_PASSWORD"]
     assert url.query["host"] == ("roach1:26257", "roach2:26257", "roach3:26257")
     assert url.query["ssl"] == "verify-full"
+
+
+def test_consumer_partitions_cover_the_stream_once_on_one_index() -> None:
+    """Partitions 0/n .. n-1/n, each once, with the same sources and database."""
+    settings = [ConsumerSettings.from_env(environment(s)) for s in consumer_services().values()]
+    count = len(settings)
+    assert sorted((s.partition.index, s.partition.count) for s in settings) == [
+        (i, count) for i in range(count)
+    ]
+    assert len({(s.sources, s.database_url) for s in settings}) == 1
 
 
 def test_feedgen_settings_build_and_read_the_cluster_as_the_reader() -> None:
