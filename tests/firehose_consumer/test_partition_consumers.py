@@ -25,7 +25,6 @@ from sqlalchemy import select
 from atcore.index.engine import create_index_engine, migrate
 from atcore.index.schema import DESYNCHRONIZED, SYNCHRONIZED, repo_state
 from firehose_consumer.backfill import schedule_backfill
-from firehose_consumer.db import queries
 from firehose_consumer.partition import Partition, partition_of
 from tests.firehose_consumer.conftest import (
     WAIT_S,
@@ -328,21 +327,3 @@ async def publish_checkins(network: Network, scenario: Scenario) -> None:
 
 async def _index_is(reader: IndexReader, truth: dict[Any, Any]) -> bool:
     return index_view(await reader.checkins()) == truth
-
-
-async def test_the_resync_queue_pages_in_order(sqlite_url: str) -> None:
-    """The keyset scan a partition uses: every due repo once, oldest first, none early."""
-    engine = create_index_engine(sqlite_url)
-    await migrate(engine)
-    dids = [f"did:plc:{n:024d}" for n in range(30)]
-    async with engine.begin() as conn:
-        for n, did in enumerate(dids):  # three repos per due time: ties broken by DID
-            await queries.mark_desynchronized(conn, [did], "active", 100 + n // 3, 0)
-    seen: list[tuple[int, str]] = []
-    after = None
-    async with engine.connect() as conn:
-        while page := await queries.due_resyncs_after(conn, 105, 4, after):
-            seen += page
-            after = page[-1]
-    await engine.dispose()
-    assert seen == [(100 + n // 3, did) for n, did in enumerate(dids) if 100 + n // 3 <= 105]

@@ -1,7 +1,8 @@
 """Partitioning by DID: the hash, cursor keys, where a partition resumes, and the setting.
 
-The whole-consumer behaviour (partitions against one stream and one index, re-partitioning
-mid-stream) is in test_partition_consumers.py.
+Plus the two queries partitions add (the resync queue's keyset scan, a source's cursor rows), on
+every backend. The whole-consumer behaviour (partitions against one stream and one index,
+re-partitioning mid-stream) is in test_partition_consumers.py.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from firehose_consumer.db import queries
 from firehose_consumer.partition import (
     WHOLE,
     Partition,
@@ -27,6 +30,8 @@ from firehose_consumer.partition import (
     resume_seq,
 )
 from firehose_consumer.settings import ConsumerSettings, SettingsError
+from tests.firehose_consumer.test_queries import engine  # noqa: F401 - fixture: every backend
+from tests.pg import pg_cluster  # noqa: F401 - fixture (for the engine's PostgreSQL case)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "wss://relay.example"
@@ -207,6 +212,43 @@ def test_resume_examples() -> None:
     assert resume_seq(WHOLE, SOURCE, stored, 0) == 90
     # Nothing stored: CONSUMER_START_CURSOR.
     assert resume_seq(Partition(0, 2), SOURCE, {}, 5) == 5
+
+
+# -- the queries partitions rely on, on every backend ---------------------------------------------
+
+
+async def test_the_resync_queue_pages_in_order(engine: AsyncEngine) -> None:  # noqa: F811
+    """The keyset scan a partition uses: every due repo once, oldest first, none early."""
+    dids = [f"did:plc:{n:024d}" for n in range(30)]
+    async with engine.begin() as conn:
+        for n, did in enumerate(dids):  # three repos per due time: ties broken by DID
+            await queries.mark_desynchronized(conn, [did], "active", 100 + n // 3, 0)
+    seen: list[tuple[int, str]] = []
+    after = None
+    async with engine.connect() as conn:
+        while page := await queries.due_resyncs_after(conn, 105, 4, after):
+            seen += page
+            after = page[-1]
+    assert seen == [(100 + n // 3, did) for n, did in enumerate(dids) if 100 + n // 3 <= 105]
+
+
+async def test_a_sources_cursor_rows_are_found_by_exact_prefix(engine: AsyncEngine) -> None:  # noqa: F811
+    """LIKE wildcards in a source URL (`_`) match nothing but themselves."""
+    source = "ws://relay_a.example:2583"
+    rows = {
+        source: 5,
+        f"{source}#partition=0/2": 7,
+        f"{source}#partition=1/2": 9,
+        "ws://relayXa.example:2583#partition=0/2": 1,  # `_` must not match X
+        f"{source}0": 2,  # another port
+    }
+    async with engine.begin() as conn:
+        for key, seq in rows.items():
+            await queries.save_cursor(conn, key, seq, 0)
+    async with engine.connect() as conn:
+        found = await queries.load_cursors_of(conn, source)
+    assert found == {key: seq for key, seq in rows.items() if key.startswith(source + "#")
+                     or key == source}  # fmt: skip
 
 
 # -- the setting ----------------------------------------------------------------------------------
