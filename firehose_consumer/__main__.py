@@ -5,7 +5,8 @@ finishes the batch in flight and exits 0; it exits 2 when every source refused o
 the future (`FutureCursor`: see the logs, nothing was reset).
 
 `backfill HOST` queues every repository of a PDS or relay for a `getRepo` resync and exits; a
-running consumer (or the next one started) fetches them.
+running consumer (or the next one started) fetches them. It queues them all whatever
+`CONSUMER_PARTITION` says: each partition's consumer takes its own share from the queue.
 """
 
 from __future__ import annotations
