@@ -21,6 +21,7 @@ import uuid
 from importlib import metadata
 from typing import Any, Final
 
+import asyncpg  # type: ignore[import-untyped]
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,6 +45,13 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT: Final = 50
 _INTEGER: Final = re.compile(r"-?[0-9]{1,18}").fullmatch
 MIN_LIMIT: Final = 1
+INDEX_ERRORS: Final = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
 
 
 def add_routes(app: web.Application) -> None:
@@ -139,7 +147,7 @@ async def did_document(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     try:
         await context_of(request).reader.ping()
-    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+    except INDEX_ERRORS as exc:
         log.warning("health check: index unavailable: %s", exc)
         raise NotEnoughResources("index unavailable") from None
     return web.json_response({"version": _version()})

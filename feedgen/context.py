@@ -19,7 +19,9 @@ from atcore.index import Backend, create_index_engine, parse_database_url
 from feedgen.algos import FeedRegistry
 from feedgen.algos.nearby import NearbyFeeds, RankingConfig
 from feedgen.auth import ServiceAuthVerifier
-from feedgen.db.queries import EngineReader, IndexReader
+from feedgen.db.engine_reader import EngineReader
+from feedgen.db.pg_reader import PgReader
+from feedgen.db.queries import IndexReader
 from feedgen.db.sqlite_reader import SqliteReader
 from feedgen.metrics import Metrics
 from feedgen.settings import FeedgenSettings
@@ -66,9 +68,12 @@ def own_did_document(settings: FeedgenSettings) -> dict[str, Any] | None:
 
 
 def open_reader(database_url: str, *, sqlite_threads: int = 2) -> IndexReader:
-    """The index, read only: SQLite through `SqliteReader`, the others through an engine."""
+    """The index, read only: PostgreSQL and CockroachDB through `PgReader` (asyncpg), a SQLite
+    file through `SqliteReader`, an in-memory SQLite index through an engine."""
     backend, url = parse_database_url(database_url)
-    if backend is Backend.SQLITE and url.database and url.database != ":memory:":
+    if backend is not Backend.SQLITE:
+        return PgReader(url, pool_size=READ_POOL_SIZE)
+    if url.database and url.database != ":memory:":
         return SqliteReader(Path(url.database), threads=sqlite_threads)
     return EngineReader(create_index_engine(url, read_only=True, pool_size=READ_POOL_SIZE))
 

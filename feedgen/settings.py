@@ -14,8 +14,9 @@
 - `FEEDGEN_PAGE_CACHE_SECONDS` (2; 0 disables): lifetime of cached first pages.
 - `FEEDGEN_WORKERS` (1): server processes sharing the port (`SO_REUSEPORT`); each has its own
   caches and metrics. One process runs Python on one core at a time: use one per core.
-- `FEEDGEN_DB_THREADS` (the number of CPUs, at most 8): SQLite reader threads; more threads than
-  cores only add GIL contention and tail latency. (PostgreSQL uses a pool of 8 connections.)
+- `FEEDGEN_DB_THREADS` (the number of CPUs, at most 8): SQLite reads run on the event loop;
+  these threads only wait out a locked database (`feedgen.db.sqlite_reader`). (PostgreSQL uses
+  a pool of 8 connections.)
 - `FEEDGEN_REGION_FEEDS` (none): extra fixed-anchor feeds, `rkey=lat,lon;rkey2=lat,lon`.
 - `FEEDGEN_PRIVACY_POLICY_URL`, `FEEDGEN_TERMS_OF_SERVICE_URL`: describeFeedGenerator links.
 

@@ -14,10 +14,11 @@ NOT IN (...)`: a NULL cell means "published coarser than this band", never "in i
 its keyset bound, among rows indexed no later than page 1. Which bands are asked at all, and in
 which order, is the ranking's decision (`RankingPlan.search`); the readers only run its requests.
 
-Two readers run the statements: `EngineReader` on an async SQLAlchemy engine (PostgreSQL and
-CockroachDB through asyncpg), and `feedgen.db.sqlite_reader.SqliteReader`, which compiles them
-once for SQLite and runs a whole page on the driver directly; it reads a near band with
-`merged_cells_statement`, the same per-cell scans as one compound statement SQLite merges lazily.
+Three readers run the statements, each compiling a shape once: `pg_reader.PgReader` (PostgreSQL
+and CockroachDB on asyncpg: `array_band_statement`, near bands in rounds), `sqlite_reader.
+SqliteReader` (a SQLite file on the `sqlite3` driver: `merged_cells_statement`, the per-cell scans
+as one compound statement SQLite merges lazily) and the portable `engine_reader.EngineReader`
+(any SQLAlchemy engine: `band_statement`).
 
 Statements are built once per *shape* (first enabled band, band, kind of bound) and then only
 re-bound: every disk has `DISK_SLOTS` cell parameters, padded with a cell id that matches nothing.
@@ -46,11 +47,10 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.index.geo import BANDS
 from atcore.index.schema import checkin
-from feedgen.algos.bands import DISK_SLOTS, NO_CELL, WORLD, Anchor, BandDisks, DiskCache
+from feedgen.algos.bands import DISK_SLOTS, NO_CELL, WORLD, Anchor, BandDisks
 from feedgen.algos.order import BandBound, CheckinKey, FeedRow, Position, RankingPlan
 
 BoundKind = Literal["le", "lt", "tie"]
@@ -61,6 +61,7 @@ _C: Final = checkin.c
 _CELL_COLUMNS: Final = tuple(_C[band.column] for band in BANDS)
 _KEYSET: Final = (_C.sort_at, _C.author_did, _C.collection, _C.rkey)
 OUTPUT: Final = (_C.post_uri, *_KEYSET, _C.lat_e6, _C.lon_e6)
+CELL: Final = "cell"  # the extra column of a near band's rows in `array_band_statement`
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class PageResult:
 
 
 class IndexReader(Protocol):
-    """What the ranking needs from the index (`EngineReader`, `SqliteReader`)."""
+    """What the ranking needs from the index (`PgReader`, `SqliteReader`, `EngineReader`)."""
 
     async def latest_anchor(self, did: str) -> Anchor | None: ...
 
@@ -81,52 +82,6 @@ class IndexReader(Protocol):
     async def ping(self) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class EngineReader:
-    """The reads on an async SQLAlchemy engine (PostgreSQL, CockroachDB; SQLite works too)."""
-
-    __slots__ = ("_arrays", "_disks", "_engine", "_shapes")
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._shapes: dict[Shape, Select[Any]] = {}
-        self._disks = DiskCache()
-        self._arrays = engine.dialect.name in ARRAY_DIALECTS
-
-    async def ping(self) -> None:
-        """Fail unless the index answers (health checks)."""
-        async with self._engine.connect() as conn:
-            await conn.execute(ping_statement())
-
-    async def latest_anchor(self, did: str) -> Anchor | None:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(anchor_statement(), {"did": did})).first()
-        return None if row is None else anchor_of(tuple(row))
-
-    async def page(self, plan: RankingPlan, last: Position | None, limit: int) -> PageResult:
-        disks = self._disks.around(plan.anchor) if plan.anchor is not None else None
-        search = plan.search(last, limit)
-        asked: list[int] = []
-        async with self._engine.connect() as conn:
-            try:
-                bound = next(search)
-                while True:
-                    asked.append(bound.band)
-                    shape = band_shape(disks, bound)
-                    statement = self._shapes.get(shape)
-                    if statement is None:
-                        build = array_band_statement if self._arrays else band_statement
-                        statement = self._shapes[shape] = build(shape)
-                    parameters = array_band_parameters if self._arrays else band_parameters
-                    params = parameters(disks, bound, limit, plan.t0_ms)
-                    rows = (await conn.execute(statement, params)).all()
-                    bound = search.send(feed_rows(rows, bound.band))
-            except StopIteration as done:
-                return PageResult(done.value, tuple(asked))
-
-    async def close(self) -> None:
-        await self._engine.dispose()
 
 
 def anchor_of(row: tuple[Any, ...]) -> Anchor:
@@ -210,25 +165,41 @@ def band_statement(shape: Shape) -> Select[Any]:
 def array_band_statement(shape: Shape) -> Select[Any]:
     """The band statement for PostgreSQL and CockroachDB: disks as array parameters.
 
-    The disk's cells come as one `BIGINT[]` (`:cells`), each driving a LATERAL keyset scan of its
-    cell, and the nearer disks' exclusions are `col <> ALL(:dN)`: a short statement that these
-    databases plan once, instead of nineteen unioned copies with hundreds of parameters.
-    Parameters: `array_band_parameters`.
+    The nearer disks' exclusions are `col <> ALL(:dN)`: a short statement these databases plan
+    once, instead of nineteen unioned copies with hundreds of parameters. A near band's cells
+    come as two `BIGINT[]`s, each cell driving a LATERAL keyset scan of its own: `:cells`, read
+    up to `:per_cell` rows each, and `:more`, read up to `:lim` rows each. The page is the first
+    `:lim` rows of their union, with each row's cell in the column `CELL` - so a reader can
+    start with a few rows per cell and re-read only the cells that filled their share
+    (`feedgen.db.pg_reader`): these databases cannot merge the cells' index scans lazily,
+    and reading `:lim` rows from every cell of a dense disk costs ten times as much.
+    Parameters: `array_band_parameters` (every cell read in full until a reader says otherwise).
     """
     first_band, band, kind = shape
     filters = [*_servable(), *_outside_arrays(range(first_band, band)), *_bound(kind)]
     if WORLD in (band, first_band):
         return _keyset_page(select(*OUTPUT).where(*filters))
+    groups = [
+        _cell_scans(band, filters, cells, cap)
+        for cells, cap in (("cells", "per_cell"), ("more", "lim"))
+    ]
+    merged = union_all(*groups).subquery("merged")
+    return _keyset_page(select(*merged.c), merged.c)
+
+
+def _cell_scans(
+    band: int, filters: list[ColumnElement[bool]], cells_param: str, cap_param: str
+) -> Select[Any]:
+    """One LATERAL keyset scan, of up to `:cap_param` rows, per cell of the array parameter."""
     cells = (
-        func.unnest(bindparam("cells", type_=ARRAY(BigInteger)))
+        func.unnest(bindparam(cells_param, type_=ARRAY(BigInteger)))
         .table_valued("id")
-        .render_derived(name="cell")
+        .render_derived(name=f"{cells_param}_cell")
     )
-    scan = _keyset_page(select(*OUTPUT).where(_CELL_COLUMNS[band] == cells.c.id, *filters)).lateral(
-        "scan"
-    )
-    joined = select(*scan.c).select_from(cells).join(scan, true())
-    return _keyset_page(joined, scan.c)
+    scan = _keyset_page(
+        select(*OUTPUT).where(_CELL_COLUMNS[band] == cells.c.id, *filters), cap=cap_param
+    ).lateral(f"{cells_param}_scan")
+    return select(*scan.c, cells.c.id.label(CELL)).select_from(cells).join(scan, true())
 
 
 def array_band_parameters(
@@ -245,6 +216,7 @@ def array_band_parameters(
         for band, disk in enumerate(disks.disks[: bound.band + 1]):
             real = [cell for cell in disk or () if cell != NO_CELL]
             params["cells" if band == bound.band else f"d{band}"] = real
+    params.update(per_cell=limit, more=[])  # every cell read in full; see `array_band_statement`
     if bound.tie is not None:
         params.update(td=bound.tie.author_did, tc=bound.tie.collection, tr=bound.tie.rkey)
     return params
@@ -288,9 +260,9 @@ def is_cell_band(shape: Shape) -> bool:
     return WORLD not in (band, first_band)
 
 
-def _keyset_page(statement: Select[Any], columns: Any = _C) -> Select[Any]:
-    """Order by the keyset descending and keep the first :lim rows."""
-    return statement.order_by(*(columns[c.name].desc() for c in _KEYSET)).limit(bindparam("lim"))
+def _keyset_page(statement: Select[Any], columns: Any = _C, cap: str = "lim") -> Select[Any]:
+    """Order by the keyset descending and keep the first `:cap` rows."""
+    return statement.order_by(*(columns[c.name].desc() for c in _KEYSET)).limit(bindparam(cap))
 
 
 def _servable() -> list[ColumnElement[bool]]:

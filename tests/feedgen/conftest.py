@@ -16,7 +16,8 @@ import pytest
 
 from atcore.index import create_index_engine
 from feedgen.context import open_reader
-from feedgen.db.queries import EngineReader, IndexReader
+from feedgen.db.engine_reader import EngineReader
+from feedgen.db.queries import IndexReader
 from tests.feedgen.support import Index, open_index
 from tests.pg import PgCluster, pg_available
 
