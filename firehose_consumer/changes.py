@@ -10,6 +10,9 @@ per DID, only what still matters after the later events (events of one DID arriv
 - post marks and visibility flips run before the upserts, and are also applied to the rows
   upserted earlier in the batch, so a row ends up as if every event had been written in turn
   (the property test in tests/firehose_consumer/test_queries.py checks exactly that);
+- post marks (and a resync's list of posts) also maintain `companion_post`, the posts that
+  exist; an upserted check-in whose post was not in its own commit is then linked to it in SQL,
+  whichever batch the post arrived in;
 - the repo state written is the last one.
 
 That keeps a batch of thousands of events down to a handful of multi-row statements.
@@ -52,6 +55,7 @@ class EventChanges:
     upserts: list[dict[str, Any]] = field(default_factory=list)  # checkin rows
     deletes: list[tuple[CheckinKey, str]] = field(default_factory=list)  # (key, rev)
     post_marks: list[tuple[str, bool]] = field(default_factory=list)  # (post_uri, exists)
+    known_posts: list[str] = field(default_factory=list)  # rkeys of every post (a resync's view)
     visible: bool | None = None  # flip every check-in of the DID
     reset: bool = False  # drop every check-in of the DID first (purge, or resync replacement)
     repo: RepoStateRow | None = None
@@ -59,7 +63,14 @@ class EventChanges:
     @property
     def is_empty(self) -> bool:
         return (
-            not (self.upserts or self.deletes or self.post_marks or self.reset or self.repo)
+            not (
+                self.upserts
+                or self.deletes
+                or self.post_marks
+                or self.known_posts
+                or self.reset
+                or self.repo
+            )
             and self.visible is None
         )
 
@@ -69,6 +80,7 @@ class _DidPlan:
     reset: bool = False
     rows: dict[CheckinKey, dict[str, Any] | str] = field(default_factory=dict)  # row or rev
     post_marks: dict[str, bool] = field(default_factory=dict)
+    known_posts: set[str] = field(default_factory=set)
     visible: bool | None = None
     repo: RepoStateRow | None = None
 
@@ -100,6 +112,7 @@ class Batch:
         for upsert in changes.upserts:
             upsert_key = (upsert["author_did"], upsert["collection"], upsert["rkey"])
             plan.rows[upsert_key] = _after(plan.rows.get(upsert_key), upsert)
+        plan.known_posts.update(changes.known_posts)
         for uri, exists in changes.post_marks:
             plan.post_marks[uri] = exists
             for row in plan.pending_rows():  # rows written earlier in the batch see it too
@@ -139,6 +152,27 @@ class Batch:
             (did, uri, exists)
             for did, p in self.plans.items()
             for uri, exists in p.post_marks.items()
+        ]
+
+    def companion_posts(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(author_did, post rkey) pairs of posts that exist, and of posts that are gone.
+
+        A post's last mark in the batch decides; a reset's `known_posts` (written after the
+        reset cleared the DID's rows) count as existing unless a later mark removed them.
+        """
+        present: list[tuple[str, str]] = []
+        gone: list[tuple[str, str]] = []
+        for did, plan in self.plans.items():
+            marked = {uri.rsplit("/", 1)[1]: exists for uri, exists in plan.post_marks.items()}
+            present.extend((did, rkey) for rkey in plan.known_posts if rkey not in marked)
+            for rkey, exists in marked.items():
+                (present if exists else gone).append((did, rkey))
+        return present, gone
+
+    def unlinked_upserts(self) -> list[dict[str, Any]]:
+        """Upserted rows naming a companion post not known to exist when their event ran."""
+        return [
+            row for row in self.upserts() if row["post_uri"] is not None and not row["post_exists"]
         ]
 
     def visibility(self) -> list[tuple[str, bool]]:

@@ -229,7 +229,13 @@ class EventProcessor:
             for item in snapshot.checkins
         ]
         self.states.put(new_state)
-        return EventChanges(state.did, upserts=rows, reset=True, repo=new_state.row())
+        return EventChanges(
+            state.did,
+            upserts=rows,
+            known_posts=list(snapshot.post_rkeys),
+            reset=True,
+            repo=new_state.row(),
+        )
 
     def _desynchronize(self, state: RepoState, reason: str) -> EventChanges:
         failures = self._resync_failures.get(state.did, 0) + 1
@@ -276,7 +282,10 @@ class EventProcessor:
             changes.reset = True  # purge
         else:
             changes.visible = active
-        if active and was_deleted:  # purged earlier: its records must be fetched again
+        if active and (was_deleted or state.point is None):
+            # Purged earlier, or never synchronized (its first resync found the account
+            # unavailable, say): nothing applied yet would let later commits chain, so the
+            # records must be fetched again.
             new_state = new_state.desynchronized_until(now_ms())
         self.states.put(new_state)
         changes.repo = new_state.row()

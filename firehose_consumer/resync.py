@@ -3,7 +3,8 @@
 The repo is fetched from the PDS its DID document names (the authoritative host), streamed as a
 CAR with a size cap, its commit verified like a firehose commit (signature against the `#atproto`
 key, one forced refresh), and its MST walked for check-in records. Companion-post existence comes
-from the same tree (the post path is looked up, no post is decoded).
+from the same tree (the post path is looked up, no post is decoded), and the record keys of all
+its posts are listed, so a check-in written later can find a post that already exists.
 
 HTTP is refused for non-loopback hosts, and loopback only with `allow_http_loopback` (dev/test):
 PDS endpoints come from DID documents, i.e. from untrusted input.
@@ -32,7 +33,7 @@ from atcore.identity import DidResolver, IdentityError, ResolutionUnavailable
 from atcore.identity.resolver import is_loopback_host
 from atcore.lexicon import Catalog
 from atcore.mst import MST, MemoryBlockStore, MSTError
-from firehose_consumer.records import CHECKIN, InvalidRecord, decode_checkin
+from firehose_consumer.records import CHECKIN, POST, InvalidRecord, decode_checkin
 from firehose_consumer.verify import ChainPoint, VerificationError, verify_signature
 
 DEFAULT_MAX_REPO_BYTES: Final = 512 * 1024 * 1024
@@ -70,6 +71,7 @@ class RepoSnapshot:
     point: ChainPoint
     checkins: tuple[SnapshotCheckin, ...]
     invalid_records: int
+    post_rkeys: tuple[str, ...] = ()  # every app.bsky.feed.post in the repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +132,7 @@ class RepoFetcher:
         try:
             tree = MST.load(MemoryBlockStore(blocks), commit.data)
             entries = list(tree.iter_prefix(CHECKIN + "/"))
+            post_rkeys = tuple(path.split("/", 1)[1] for path, _ in tree.iter_prefix(POST + "/"))
         except MSTError as exc:
             raise RepoFetchError(f"{did}: repo tree is invalid: {exc}", transient=False) from exc
         found: list[SnapshotCheckin] = []
@@ -145,7 +148,8 @@ class RepoFetcher:
                 invalid += 1
                 continue
             found.append(SnapshotCheckin(rkey, cid, checkin, _post_exists(tree, checkin)))
-        return RepoSnapshot(did, ChainPoint(str(commit.rev), commit.data), tuple(found), invalid)
+        point = ChainPoint(str(commit.rev), commit.data)
+        return RepoSnapshot(did, point, tuple(found), invalid, post_rkeys)
 
 
 def _post_exists(tree: MST, checkin: Checkin) -> bool:

@@ -21,6 +21,11 @@ visible rows whose companion post exists (`post_exists`).
 `sync_status` ('synchronized' or 'desynchronized'; desynchronized repos are resynced from
 `com.atproto.sync.getRepo`, retried from `resync_after`).
 
+`companion_post` - the record keys of the `app.bsky.feed.post`s that exist, per followed author (a
+row exists exactly while the post does). A check-in names its companion post under its own record
+key; when the post was written in an earlier commit than the check-in, this is where the writer
+finds it, so `post_exists` does not depend on both arriving in one commit.
+
 `source_cursor` - one row per firehose source: the watermark `seq` of fully indexed events,
 written in the same transaction as the changes it covers.
 
@@ -127,6 +132,13 @@ repo_state = Table(
     Column("updated_at", BigInteger, nullable=False),
 )
 Index(None, repo_state.c.resync_after)
+
+companion_post = Table(
+    "companion_post",
+    metadata,
+    Column("author_did", String, primary_key=True),
+    Column("rkey", String, primary_key=True),  # of an app.bsky.feed.post the author has now
+)
 
 source_cursor = Table(
     "source_cursor",

@@ -17,11 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from sqlalchemy import Insert, and_, bindparam, case, delete, or_, select, update
+from sqlalchemy import Insert, and_, bindparam, case, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from atcore.index.schema import DESYNCHRONIZED, checkin, repo_state, source_cursor
+from atcore.index.schema import (
+    DESYNCHRONIZED,
+    checkin,
+    companion_post,
+    repo_state,
+    source_cursor,
+)
 from firehose_consumer.changes import Batch, RepoStateRow
 
 _CHECKIN_KEY: Final = ("author_did", "collection", "rkey")
@@ -62,6 +68,25 @@ _MARK_POST: Final = (
     .where(checkin.c.author_did == bindparam("d"), checkin.c.post_uri == bindparam("uri"))
     .values(post_exists=bindparam("exists"))
 )
+_FORGET_POST: Final = delete(companion_post).where(
+    companion_post.c.author_did == bindparam("d"), companion_post.c.rkey == bindparam("r")
+)
+# A check-in upserted without its post in the same commit: linked if the post exists already.
+_LINK_POST: Final = (
+    update(checkin)
+    .where(
+        checkin.c.author_did == bindparam("d"),
+        checkin.c.collection == bindparam("c"),
+        checkin.c.rkey == bindparam("r"),
+        checkin.c.post_uri == bindparam("uri"),
+        checkin.c.post_exists.is_(False),
+        exists().where(
+            companion_post.c.author_did == bindparam("d"),
+            companion_post.c.rkey == bindparam("post_rkey"),
+        ),
+    )
+    .values(post_exists=True)
+)
 _SET_VISIBLE: Final = (
     update(checkin).where(checkin.c.author_did == bindparam("d")).values(visible=bindparam("v"))
 )
@@ -73,6 +98,7 @@ async def apply_batch(conn: AsyncConnection, batch: Batch, now_ms: int) -> None:
     for start in range(0, len(resets), _DELETE_CHUNK):
         chunk = resets[start : start + _DELETE_CHUNK]
         await conn.execute(delete(checkin).where(checkin.c.author_did.in_(chunk)))
+        await conn.execute(delete(companion_post).where(companion_post.c.author_did.in_(chunk)))
     deletes = batch.deletes()
     if deletes:
         await conn.execute(
@@ -81,15 +107,43 @@ async def apply_batch(conn: AsyncConnection, batch: Batch, now_ms: int) -> None:
     marks = batch.post_marks()
     if marks:
         await conn.execute(_MARK_POST, [{"d": d, "uri": u, "exists": e} for d, u, e in marks])
+    await _apply_companion_posts(conn, batch)
     flips = batch.visibility()
     if flips:
         await conn.execute(_SET_VISIBLE, [{"d": d, "v": v} for d, v in flips])
     upserts = batch.upserts()
     if upserts:
         await conn.execute(_checkin_upsert(conn), upserts)
+        await _link_posts(conn, batch.unlinked_upserts())
     await upsert_repo_states(conn, batch.repo_states(), now_ms)
     for source, seq in batch.cursors.items():
         await save_cursor(conn, source, seq, now_ms)
+
+
+async def _apply_companion_posts(conn: AsyncConnection, batch: Batch) -> None:
+    present, gone = batch.companion_posts()
+    if gone:
+        await conn.execute(_FORGET_POST, [{"d": d, "r": r} for d, r in gone])
+    if present:
+        stmt = _insert(conn, companion_post).on_conflict_do_nothing(
+            index_elements=["author_did", "rkey"]
+        )
+        await conn.execute(stmt, [{"author_did": d, "rkey": r} for d, r in present])
+
+
+async def _link_posts(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        params = [
+            {
+                "d": row["author_did"],
+                "c": row["collection"],
+                "r": row["rkey"],
+                "uri": row["post_uri"],
+                "post_rkey": row["post_uri"].rsplit("/", 1)[1],
+            }
+            for row in rows
+        ]
+        await conn.execute(_LINK_POST, params)
 
 
 async def upsert_repo_states(

@@ -69,6 +69,7 @@ def test_metadata_tables_have_natural_primary_keys() -> None:
     }
     assert keys == {
         "checkin": ["author_did", "collection", "rkey"],
+        "companion_post": ["author_did", "rkey"],
         "repo_state": ["did"],
         "source_cursor": ["source"],
     }

@@ -24,7 +24,7 @@ from atcore.checkin import checkin_to_json
 from atcore.index.schema import SYNCHRONIZED
 from firehose_consumer.settings import ConsumerSettings, parse_source
 from skyspot_client import post_checkin
-from skyspot_client.compose import compose_checkin
+from skyspot_client.compose import build_checkin_writes, compose_checkin
 from tests.firehose_consumer.conftest import IndexReader, eventually, running
 from tests.firehose_consumer.test_consumer_loopback import metric
 from tests.pds.stack import SHARED_STACK_ENV, Stack, create_account, post_json, start_stack
@@ -151,6 +151,67 @@ async def test_checkins_through_the_sdk_are_indexed_and_follow_the_account(
         assert state["status"] == "deleted"
         assert await metric(consumer, "firehose_verification_failures_total") == 0
         assert await metric(consumer, "firehose_invalid_total") == 0
+
+
+def _create(client: Client, did: str, collection: str, rkey: str, record: Any) -> None:
+    client.com.atproto.repo.create_record(
+        {"repo": did, "collection": collection, "rkey": rkey, "record": record}
+    )
+
+
+async def test_companion_posts_written_in_separate_commits_are_found(
+    stack: Stack, tmp_path: Path, sdk_clients: list[Client]
+) -> None:
+    # Clients other than skyspot_client may write the post and the check-in one by one, in
+    # either order; the index must link them whichever comes first and however far apart.
+    url = f"sqlite+aiosqlite:///{tmp_path}/index.sqlite"
+    reader = IndexReader(url)
+    async with running(settings_for(stack, url)):
+        client, account = await asyncio.to_thread(login, stack, sdk_clients)
+        first = await asyncio.to_thread(post_checkin, client, lat="1", lon="2", place="First")
+        await eventually(
+            lambda: _has(reader, account.did, first.rkey), "the account's first check-in"
+        )
+        post_first = build_checkin_writes(
+            account.did, compose_checkin(lat="52.52", lon="13.405", place="Berlin")
+        )
+        await asyncio.to_thread(
+            _create, client, account.did, nsids.BSKY_FEED_POST, post_first.rkey,
+            post_first.post_record,
+        )  # fmt: skip
+        await asyncio.sleep(0.3)  # the post's commit is indexed in a batch of its own
+        await asyncio.to_thread(
+            _create, client, account.did, nsids.SKYSPOT_CHECKIN, post_first.rkey,
+            post_first.checkin_record,
+        )  # fmt: skip
+        checkin_first = build_checkin_writes(
+            account.did, compose_checkin(lat="48.2082", lon="16.3738", place="Vienna")
+        )
+        await asyncio.to_thread(
+            _create, client, account.did, nsids.SKYSPOT_CHECKIN, checkin_first.rkey,
+            checkin_first.checkin_record,
+        )  # fmt: skip
+        await eventually(
+            lambda: _has(reader, account.did, checkin_first.rkey), "the check-in without its post"
+        )
+        assert (await _rows_for(reader, account.did))[checkin_first.rkey]["post_exists"] is False
+        await asyncio.to_thread(
+            _create, client, account.did, nsids.BSKY_FEED_POST, checkin_first.rkey,
+            checkin_first.post_record,
+        )  # fmt: skip
+
+        async def both_linked() -> bool:
+            rows = await _rows_for(reader, account.did)
+            return all(
+                key in rows and rows[key]["post_exists"] is True
+                for key in (post_first.rkey, checkin_first.rkey)
+            )
+
+        await eventually(both_linked, "both check-ins linked to their posts")
+
+
+async def _has(reader: IndexReader, did: str, rkey: str) -> bool:
+    return rkey in await _rows_for(reader, did)
 
 
 def _call(stack: Stack, nsid: str, account: Any) -> None:

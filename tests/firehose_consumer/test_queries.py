@@ -20,7 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.index.engine import create_index_engine, migrate
 from atcore.index.retry import run_transaction
-from atcore.index.schema import DESYNCHRONIZED, SYNCHRONIZED, checkin, repo_state, source_cursor
+from atcore.index.schema import (
+    DESYNCHRONIZED,
+    SYNCHRONIZED,
+    checkin,
+    companion_post,
+    repo_state,
+    source_cursor,
+)
 from firehose_consumer.changes import Batch, EventChanges, RepoStateRow
 from firehose_consumer.db import queries
 from firehose_consumer.indexer import IndexWriter, Submission
@@ -116,6 +123,39 @@ async def test_post_marks_and_updates_keep_post_existence(engine: AsyncEngine) -
     assert (await rows_of(engine))[(ALICE, "k1")]["post_exists"] is False
 
 
+async def test_a_checkin_written_after_its_post_finds_it(engine: AsyncEngine) -> None:
+    post = f"at://{ALICE}/app.bsky.feed.post/k1"
+    await write(engine, EventChanges(ALICE, post_marks=[(post, True)]))  # an earlier commit
+    await write(engine, EventChanges(ALICE, upserts=[row(ALICE, "k1", "3aaa")]))
+    assert (await rows_of(engine))[(ALICE, "k1")]["post_exists"] is True
+    # Deleted, then a new version of the check-in: the post is gone for good.
+    await write(engine, EventChanges(ALICE, post_marks=[(post, False)]))
+    await write(engine, EventChanges(ALICE, upserts=[row(ALICE, "k1", "3aab")]))
+    assert (await rows_of(engine))[(ALICE, "k1")]["post_exists"] is False
+    # Another author's post under the same record key is not Alice's.
+    await write(engine, EventChanges(BOB, post_marks=[(f"at://{BOB}/app.bsky.feed.post/k1", True)]))
+    await write(engine, EventChanges(ALICE, upserts=[row(ALICE, "k1", "3aac")]))
+    assert (await rows_of(engine))[(ALICE, "k1")]["post_exists"] is False
+
+
+async def test_a_resync_lists_posts_for_checkins_written_later(engine: AsyncEngine) -> None:
+    await write(
+        engine, EventChanges(ALICE, post_marks=[(f"at://{ALICE}/app.bsky.feed.post/x", True)])
+    )
+    await write(engine, EventChanges(ALICE, reset=True, known_posts=["k2"]))  # x is gone now
+    await write(
+        engine,
+        EventChanges(ALICE, upserts=[row(ALICE, "k2", "3aab")]),
+        EventChanges(ALICE, upserts=[row(ALICE, "x", "3aab")]),
+    )
+    rows = await rows_of(engine)
+    assert rows[(ALICE, "k2")]["post_exists"] is True
+    assert rows[(ALICE, "x")]["post_exists"] is False
+    await write(engine, EventChanges(ALICE, reset=True))  # a purge forgets the posts too
+    async with engine.connect() as conn:
+        assert (await conn.execute(select(companion_post))).all() == []
+
+
 async def test_visibility_and_purge_touch_one_account(engine: AsyncEngine) -> None:
     await write(
         engine,
@@ -173,7 +213,9 @@ dids = st.sampled_from([ALICE, BOB])
 @st.composite
 def event_changes(draw: st.DrawFn, rev: int) -> EventChanges:
     did = draw(dids)
-    kind = draw(st.sampled_from(["upsert", "delete", "mark", "visible", "reset", "state"]))
+    kind = draw(
+        st.sampled_from(["upsert", "delete", "mark", "visible", "reset", "resync", "state"])
+    )
     rev_text = f"3{rev:012d}"
     changes = EventChanges(did)
     if kind == "upsert":
@@ -190,6 +232,9 @@ def event_changes(draw: st.DrawFn, rev: int) -> EventChanges:
         changes.visible = draw(st.booleans())
     elif kind == "reset":
         changes.reset = True
+    elif kind == "resync":
+        changes.reset = True
+        changes.known_posts = sorted(draw(st.sets(rkeys)))
     else:
         changes.repo = RepoStateRow(did, rev_text, "bafy", "active", SYNCHRONIZED, None)
     return changes
@@ -203,15 +248,16 @@ def histories(draw: st.DrawFn) -> list[EventChanges]:
 
 async def _clear(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        for table in (checkin, repo_state, source_cursor):
+        for table in (checkin, companion_post, repo_state, source_cursor):
             await conn.execute(delete(table))
 
 
-async def _snapshot(engine: AsyncEngine) -> tuple[Any, Any]:
+async def _snapshot(engine: AsyncEngine) -> tuple[Any, Any, Any]:
     async with engine.connect() as conn:
         rows = sorted(tuple(r) for r in await conn.execute(select(checkin)))
+        posts = sorted(tuple(r) for r in await conn.execute(select(companion_post)))
         states = sorted(tuple(r)[:-1] for r in await conn.execute(select(repo_state)))
-    return rows, states
+    return rows, posts, states
 
 
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -68,3 +68,13 @@ CREATE TABLE source_cursor (
 
 INSERT INTO index_alembic_version (version_num) VALUES ('0001') RETURNING index_alembic_version.version_num;
 
+-- Running upgrade 0001 -> 0002
+
+CREATE TABLE companion_post (
+    author_did VARCHAR NOT NULL, 
+    rkey VARCHAR NOT NULL, 
+    CONSTRAINT pk_companion_post PRIMARY KEY (author_did, rkey)
+);
+
+UPDATE index_alembic_version SET version_num='0002' WHERE index_alembic_version.version_num = '0001';
+
