@@ -277,11 +277,16 @@ def _servable() -> list[ColumnElement[bool]]:
 
 
 def _outside_disks(bands: range) -> list[ColumnElement[bool]]:
-    """Not in any of these (nearer) bands' disks; a NULL cell is outside by definition."""
+    """Not in any of these (nearer) bands' disks; a NULL cell is outside by definition.
+
+    Spelled as `col <> :c0 AND col <> :c1 ...` rather than `col NOT IN (...)`: SQLite builds an
+    ephemeral index for every NOT IN list on each execution, and a merged-cells statement has
+    one list per cell, which cost six times the scan itself. (Same meaning: no cell is NULL.)
+    """
     return [
         or_(
             _CELL_COLUMNS[band].is_(None),
-            _CELL_COLUMNS[band].not_in([bindparam(f"c{band}_{s}") for s in range(DISK_SLOTS)]),
+            and_(*(_CELL_COLUMNS[band] != bindparam(f"c{band}_{s}") for s in range(DISK_SLOTS))),
         )
         for band in bands
     ]
