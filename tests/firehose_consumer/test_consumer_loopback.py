@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import h3
+from sqlalchemy.exc import OperationalError
 
 from atcore.index.schema import SYNCHRONIZED
 from tests.firehose_consumer.conftest import (
@@ -143,6 +144,35 @@ async def test_account_status_hides_shows_and_purges(network: Network, sqlite_ur
         assert state is not None
         assert state["status"] == "deleted"
     await reader.close()
+
+
+async def test_a_repo_first_met_while_taken_down_is_fetched_on_reactivation(
+    network: Network, sqlite_url: str
+) -> None:
+    repo = await network.new_repo()
+    first, body = repo.checkin_with_post(*PARIS, "Before the consumer started")
+    start = await network.commit(repo, body)
+    network.host.status[repo.did] = (False, "takendown")  # getRepo refuses it for now
+    second, body = repo.checkin_with_post(*LYON, "Seen, with history behind it")
+    await network.commit(repo, body)
+    reader = IndexReader(sqlite_url)
+    async with running(consumer_settings(network, sqlite_url, start_cursor=start)):
+        # The first commit seen has `since` set: the resync meets the takedown.
+        await eventually(lambda: _status(reader, repo.did, "takendown"), "the failed resync")
+        assert await reader.checkins() == {}
+        seq = await network.host.account(repo.did, True)
+        await eventually(lambda: _count(reader, 2), "the whole repo after reactivation")
+        assert await _cursor_at(reader, network, seq)
+        assert set(await reader.checkins()) == {(repo.did, first), (repo.did, second)}
+    await reader.close()
+
+
+async def _status(reader: IndexReader, did: str, status: str) -> bool:
+    try:
+        state = await reader.repo(did)
+    except OperationalError:  # the consumer has not created the schema yet
+        return False
+    return state is not None and state["status"] == status
 
 
 async def test_broken_chain_is_resynced_from_get_repo(network: Network, sqlite_url: str) -> None:
