@@ -21,7 +21,7 @@ import aiohttp
 
 from atcore.index.engine import create_index_engine, migrate
 from firehose_consumer.backfill import BackfillError, schedule_backfill
-from firehose_consumer.runner import Consumer
+from firehose_consumer.consumer import Consumer
 from firehose_consumer.settings import ConsumerSettings, SettingsError, parse_source
 
 log = logging.getLogger("firehose_consumer")

@@ -1,7 +1,7 @@
-"""The consumer process: wiring, the dispatcher, the resync scheduler, and shutdown.
+"""The running consumer: wiring, the dispatcher, the resync scheduler, and shutdown.
 
-`Consumer(settings).run()` migrates the index, loads each source's cursor and the tracked DIDs,
-then runs until `stop()` (SIGTERM/SIGINT in `__main__`) or until every source has stopped on
+`Pipeline.open` (called by `consumer.Consumer` once the index is migrated) loads each source's
+cursor and the tracked DIDs; `serve` then runs until `stop()` (SIGTERM/SIGINT in `__main__`) or until every source has stopped on
 `FutureCursor` (exit code 2: an operator must look). Tasks:
 
 - one `StreamReader` per source, putting frames on the shared `FrameQueue`;
@@ -40,11 +40,9 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from atcore.identity import DidResolver
-from atcore.index.engine import create_index_engine, migrate
 from atcore.lexicon import Catalog
 from firehose_consumer.backfill import BackfillError, schedule_backfill
 from firehose_consumer.changes import RepoStateRow
@@ -81,7 +79,6 @@ T = TypeVar("T")
 EXIT_FUTURE_CURSOR: Final = 2
 SHUTDOWN_GRACE_S: Final = 5.0
 YIELD_EVERY: Final = 64  # frames dispatched between explicit yields to the readers and writer
-MIGRATE_ATTEMPTS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,49 +88,6 @@ class SourceEvent:
 
 
 LaneItem = SourceEvent | ResyncJob
-
-
-class Consumer:
-    """The process: opens the database and HTTP session, runs a `Pipeline`, closes them."""
-
-    def __init__(self, settings: ConsumerSettings) -> None:
-        self.settings = settings
-        self.metrics = ConsumerMetrics(partition=str(settings.partition))
-        self.metrics_port: int | None = None
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def run(self) -> int:
-        settings = self.settings
-        engine = create_index_engine(settings.database_url)
-        reader_engine = create_index_engine(settings.database_url, read_only=True)
-        session = aiohttp.ClientSession()
-        try:
-            await migrate_racing(engine)
-            pipeline = await Pipeline.open(settings, self.metrics, engine, reader_engine, session)
-            return await pipeline.serve(self._stop, on_metrics_port=self._set_metrics_port)
-        finally:
-            await session.close()
-            await reader_engine.dispose()
-            await engine.dispose()
-
-    def _set_metrics_port(self, port: int) -> None:
-        self.metrics_port = port
-
-
-async def migrate_racing(engine: AsyncEngine) -> None:
-    """`migrate`, tried again when a concurrent migration of another partition got there first."""
-    for attempt in range(1, MIGRATE_ATTEMPTS + 1):
-        try:
-            await migrate(engine)
-            return
-        except DBAPIError as exc:
-            if attempt == MIGRATE_ATTEMPTS:
-                raise
-            log.warning("migrating the index failed (%s); trying again", type(exc).__name__)
-            await asyncio.sleep(0.2 * attempt)
 
 
 class Pipeline:

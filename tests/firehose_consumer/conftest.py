@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from atcore.index.engine import create_index_engine
 from atcore.index.schema import checkin, repo_state, source_cursor
-from firehose_consumer.runner import Consumer
+from firehose_consumer.consumer import Consumer
 from firehose_consumer.settings import ConsumerSettings, parse_source
 from tests.firehose_consumer.fakenet import FakeHost, Network, PlcDirectory
 
