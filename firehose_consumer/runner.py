@@ -1,8 +1,8 @@
 """The running consumer: wiring, the dispatcher, the resync scheduler, and shutdown.
 
 `Pipeline.open` (called by `consumer.Consumer` once the index is migrated) loads each source's
-cursor and the tracked DIDs; `serve` then runs until `stop()` (SIGTERM/SIGINT in `__main__`) or until every source has stopped on
-`FutureCursor` (exit code 2: an operator must look). Tasks:
+cursor and the tracked DIDs; `serve` then runs until `stop()` (SIGTERM/SIGINT in `__main__`) or
+until every source has stopped on `FutureCursor` (exit code 2: an operator must look). Tasks:
 
 - one `StreamReader` per source, putting frames on the shared `FrameQueue`;
 - the dispatcher: takes frames (only while fewer than `max_inflight` events are in processing),
