@@ -82,6 +82,12 @@ class Compiled:
         return {**self.defaults, **params}
 
 
+def _is_locked(error: sqlite3.Error) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, extended codes included (BUSY_RECOVERY, BUSY_SNAPSHOT...)."""
+    code: int | None = getattr(error, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _LOCKED
+
+
 class SqliteReader:
     """Reads a SQLite index on the event loop's thread; `threads` wait out a locked database."""
 
@@ -162,7 +168,7 @@ class SqliteReader:
         try:
             return work(self._inline_connection())
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) not in _LOCKED:
+            if not _is_locked(exc):
                 raise
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._with_connection, work)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from feedgen.algos.bands import DISK_SLOTS, WORLD, Anchor
 from feedgen.algos.order import RankingPlan
 from feedgen.db.queries import merged_cells_statement
-from feedgen.db.sqlite_reader import Compiled, SqliteReader
+from feedgen.db.sqlite_reader import Compiled, SqliteReader, _is_locked
 from tests.feedgen.support import Checkin, open_index
 
 T0 = 1_800_000_000_000
@@ -120,3 +120,13 @@ def test_a_near_band_is_a_lazy_merge_of_cell_index_scans(
     assert not [d for d in details if "TEMP B-TREE" in d]
     if cells > 1:
         assert "MERGE (UNION ALL)" in details
+
+
+@pytest.mark.parametrize(
+    ("code", "locked"),
+    [(5, True), (261, True), (517, True), (6, True), (262, True), (1, False), (11, False)],
+)
+def test_busy_and_locked_codes_are_waited_out_extended_ones_too(code: int, locked: bool) -> None:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = code
+    assert _is_locked(error) is locked
