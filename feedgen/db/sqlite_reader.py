@@ -9,11 +9,14 @@ cannot write; autocommit, so each statement is its own WAL snapshot).
 **Inline, not on a thread pool.** A page is 0.05-0.2 ms of SQLite work on a memory-mapped file,
 less than a hop to a worker thread and back costs; worse, the worker and the event loop then
 contend for the GIL, which SQLite's driver releases and retakes around every row, and that
-roughly doubled the CPU a page took. So reads run on the loop's own connection with no busy
-timeout, and only a read that finds the database locked (WAL recovery after a writer crash, a
-writer in exclusive locking mode) is retried on a small pool of threads that wait up to
-`BUSY_TIMEOUT_MS`: the loop never sleeps on a lock. More CPU for more requests comes from more
-processes (`FEEDGEN_WORKERS`), as it would anyway under the GIL.
+roughly doubled the CPU a page took. So reads run on the loop's own connection, within limits
+that keep the loop from stalling: no busy timeout, and a progress handler that interrupts any
+step running more than `INLINE_STEPS` virtual-machine instructions (a page takes 3-50 thousand;
+a long scan, e.g. a world band skipping a huge region, takes more). A read that finds the
+database locked (WAL recovery after a writer crash, a writer in exclusive locking mode) or is
+interrupted is run again on a small pool of threads with neither limit (a lock is waited for
+up to `BUSY_TIMEOUT_MS`). More CPU for more requests comes from more processes
+(`FEEDGEN_WORKERS`), as it would anyway under the GIL.
 
 **Near bands in one statement.** A near band's page is `queries.merged_cells_statement`: one
 keyset scan per cell of the disk, merged lazily by SQLite itself, so a page reads about
@@ -61,6 +64,7 @@ _DIALECT: Final = sqlite_dialect.dialect(paramstyle="named")
 # Statements per connection kept prepared: ~20 merged-cell shapes per band kind, and spare.
 STATEMENT_CACHE: Final = 512
 MMAP_BYTES: Final = 1 << 31  # SQLite clamps it to its compile-time maximum
+INLINE_STEPS: Final = 250_000  # VM instructions an inline step may run (a few milliseconds)
 T = TypeVar("T")
 
 
@@ -88,11 +92,21 @@ def _is_locked(error: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _LOCKED
 
 
-class SqliteReader:
-    """Reads a SQLite index on the event loop's thread; `threads` wait out a locked database."""
+def _is_interrupted(error: sqlite3.Error) -> bool:
+    return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT
 
-    def __init__(self, path: Path, *, threads: int = 4) -> None:
+
+def _interrupt() -> int:
+    return 1  # called once a step has run `inline_steps` instructions: stop it
+
+
+class SqliteReader:
+    """Reads a SQLite index on the event loop's thread; `threads` take over the reads that
+    would stall it (a locked database, a step longer than `inline_steps` instructions)."""
+
+    def __init__(self, path: Path, *, threads: int = 4, inline_steps: int = INLINE_STEPS) -> None:
         self._path = path
+        self._inline_steps = inline_steps
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feedgen-sqlite")
         self._inline: sqlite3.Connection | None = None  # the event loop's: never waits on a lock
         self._local = threading.local()
@@ -164,11 +178,11 @@ class SqliteReader:
         return compiled
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` on the loop's connection; when the database is locked, on a waiting thread."""
+        """`work` on the loop's connection; on a thread when it would stall the loop."""
         try:
             return work(self._inline_connection())
         except sqlite3.OperationalError as exc:
-            if not _is_locked(exc):
+            if not _is_locked(exc) and not _is_interrupted(exc):
                 raise
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._with_connection, work)
@@ -176,6 +190,7 @@ class SqliteReader:
     def _inline_connection(self) -> sqlite3.Connection:
         if self._inline is None:
             self._inline = self._connect(busy_timeout_ms=0)
+            self._inline.set_progress_handler(_interrupt, self._inline_steps)
         return self._inline
 
     def _with_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -86,6 +86,34 @@ async def test_a_locked_database_is_waited_out_on_a_thread(index_path: Path) -> 
         await reader.close()
 
 
+async def test_a_long_scan_is_moved_off_the_event_loop(tmp_path: Path) -> None:
+    """A step that skips many rows (here hidden accounts' check-ins) is interrupted inline and
+    run again on a thread, with the same result."""
+    index = await open_index(tmp_path)
+    lat, lon = PARIS
+    hidden = [
+        Checkin(did="did:plc:hidden", rkey=f"h{i:04d}", lat_e6=lat, lon_e6=lon,
+                sort_at=T0 - i - 1, visible=False)
+        for i in range(400)
+    ]  # fmt: skip
+    shown = [
+        Checkin(did="did:plc:shown", rkey=f"s{i}", lat_e6=lat, lon_e6=lon, sort_at=T0 - 1_000 - i)
+        for i in range(3)
+    ]
+    try:
+        await index.insert([*hidden, *shown])
+    finally:
+        await index.close()
+    reader = SqliteReader(tmp_path / "index.sqlite", threads=1, inline_steps=1_000)
+    global_feed = RankingPlan.build(t0_ms=T0, window_ms=WINDOW, anchor=None, penalties=None)
+    try:
+        page = await reader.page(global_feed, None, 5)
+        assert [row.key.rkey for row in page.rows] == ["s0", "s1", "s2"]
+        assert [t for t in threading.enumerate() if t.name.startswith("feedgen-sqlite")]
+    finally:
+        await reader.close()
+
+
 async def test_other_errors_are_not_retried(tmp_path: Path) -> None:
     (tmp_path / "index.sqlite").write_bytes(b"not a database" * 100)
     reader = SqliteReader(tmp_path / "index.sqlite", threads=1)
