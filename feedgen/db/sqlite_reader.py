@@ -10,9 +10,9 @@ cannot write; autocommit, so each statement is its own WAL snapshot).
 less than a hop to a worker thread and back costs; worse, the worker and the event loop then
 contend for the GIL, which SQLite's driver releases and retakes around every row, and that
 roughly doubled the CPU a page took. So reads run on the loop's own connection, within limits
-that keep the loop from stalling: no busy timeout, and a progress handler that interrupts any
-step running more than `INLINE_STEPS` virtual-machine instructions (a page takes 3-50 thousand;
-a long scan, e.g. a world band skipping a huge region, takes more). A read that finds the
+that keep the loop from stalling: no busy timeout, and a progress handler that interrupts a read
+once it has run `INLINE_STEPS` virtual-machine instructions (a page takes 3-50 thousand; a long
+scan, e.g. a world band skipping a huge region, takes more). A read that finds the
 database locked (WAL recovery after a writer crash, a writer in exclusive locking mode) or is
 interrupted is run again on a small pool of threads with neither limit (a lock is waited for
 up to `BUSY_TIMEOUT_MS`). More CPU for more requests comes from more processes
@@ -64,7 +64,10 @@ _DIALECT: Final = sqlite_dialect.dialect(paramstyle="named")
 # Statements per connection kept prepared: ~20 merged-cell shapes per band kind, and spare.
 STATEMENT_CACHE: Final = 512
 MMAP_BYTES: Final = 1 << 31  # SQLite clamps it to its compile-time maximum
-INLINE_STEPS: Final = 250_000  # VM instructions an inline step may run (a few milliseconds)
+INLINE_STEPS: Final = 250_000  # VM instructions one inline read may run (a few milliseconds)
+# How often SQLite reports progress. Its count runs on across executions of a cached statement,
+# so the reader counts the reports of each read itself; a few per read cost nothing.
+PROGRESS_INTERVAL: Final = 10_000
 T = TypeVar("T")
 
 
@@ -96,17 +99,15 @@ def _is_interrupted(error: sqlite3.Error) -> bool:
     return getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_INTERRUPT
 
 
-def _interrupt() -> int:
-    return 1  # called once a step has run `inline_steps` instructions: stop it
-
-
 class SqliteReader:
     """Reads a SQLite index on the event loop's thread; `threads` take over the reads that
-    would stall it (a locked database, a step longer than `inline_steps` instructions)."""
+    would stall it (a locked database, a read longer than `inline_steps` instructions)."""
 
     def __init__(self, path: Path, *, threads: int = 4, inline_steps: int = INLINE_STEPS) -> None:
         self._path = path
-        self._inline_steps = inline_steps
+        self._progress_interval = min(PROGRESS_INTERVAL, inline_steps)
+        self._progress_budget = inline_steps // self._progress_interval
+        self._progress_reports = 0  # of the inline read running now
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="feedgen-sqlite")
         self._inline: sqlite3.Connection | None = None  # the event loop's: never waits on a lock
         self._local = threading.local()
@@ -179,8 +180,10 @@ class SqliteReader:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` on the loop's connection; on a thread when it would stall the loop."""
+        connection = self._inline_connection()
+        self._progress_reports = 0
         try:
-            return work(self._inline_connection())
+            return work(connection)
         except sqlite3.OperationalError as exc:
             if not _is_locked(exc) and not _is_interrupted(exc):
                 raise
@@ -190,8 +193,13 @@ class SqliteReader:
     def _inline_connection(self) -> sqlite3.Connection:
         if self._inline is None:
             self._inline = self._connect(busy_timeout_ms=0)
-            self._inline.set_progress_handler(_interrupt, self._inline_steps)
+            self._inline.set_progress_handler(self._on_progress, self._progress_interval)
         return self._inline
+
+    def _on_progress(self) -> int:
+        """Non-zero (interrupt) once the inline read has run past its instruction budget."""
+        self._progress_reports += 1
+        return int(self._progress_reports > self._progress_budget)
 
     def _with_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
