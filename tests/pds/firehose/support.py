@@ -250,11 +250,21 @@ async def head_seq(stack: LoopStack) -> int:
         return await last_seq(conn)
 
 
-async def wait_for_subscribers(stack: LoopStack, count: int) -> None:
-    """Block until `count` subscriptions are registered (a sync point, not a timing)."""
+async def wait_for_subscribers(
+    stack: LoopStack, count: int, *readers: asyncio.Task[Received]
+) -> None:
+    """Block until `count` subscriptions are registered (a sync point, not a timing).
+
+    A reader that ends before its subscription is seen (its connection failed or was closed)
+    fails the wait at once with what it got, instead of leaving it to time out.
+    """
     async with asyncio.timeout(STREAM_TIMEOUT):
         # The firehose has no "subscribed" event to wait on, and should not grow one for tests.
-        while stack.firehose.fanout.subscriber_count < count:  # noqa: ASYNC110
+        while stack.firehose.fanout.subscriber_count < count:
+            for reader in readers:
+                if reader.done():
+                    outcome = reader.exception() or reader.result()
+                    raise AssertionError(f"a reader ended before subscribing: {outcome!r}")
             await asyncio.sleep(0.01)
 
 

@@ -49,7 +49,7 @@ async def populate(stack: LoopStack, records: int = 3) -> tuple[Account, int]:
 async def test_no_cursor_streams_only_events_after_connecting(stack: LoopStack) -> None:
     account, head = await populate(stack)
     reader = asyncio.create_task(read_stream(stack.http, stack.subscribe_url(), count=1))
-    await wait_for_subscribers(stack, 1)
+    await wait_for_subscribers(stack, 1, reader)
     written = await stack.create_record(account, checkin(99))
     received = await reader
     assert received.seqs() == [head + 1]
@@ -69,7 +69,7 @@ async def test_cursor_in_window_replays_what_follows_then_goes_live(stack: LoopS
     reader = asyncio.create_task(
         read_stream(stack.http, stack.subscribe_url(f"cursor={cursor}"), until_seq=head + 1)
     )
-    await wait_for_subscribers(stack, 1)
+    await wait_for_subscribers(stack, 1, reader)
     await stack.create_record(account, checkin(100))
     assert (await reader).seqs() == list(range(cursor + 1, head + 2))
 
@@ -79,7 +79,7 @@ async def test_cursor_at_head_replays_nothing_and_continues_live(stack: LoopStac
     reader = asyncio.create_task(
         read_stream(stack.http, stack.subscribe_url(f"cursor={head}"), count=1)
     )
-    await wait_for_subscribers(stack, 1)
+    await wait_for_subscribers(stack, 1, reader)
     await stack.create_record(account, checkin(7))
     assert (await reader).seqs() == [head + 1]
 

@@ -77,7 +77,7 @@ async def test_metrics_report_head_subscribers_events_and_frames(tmp_path: Path)
         reader = asyncio.create_task(
             read_stream(stack.http, stack.subscribe_url("cursor=0"), count=10)
         )
-        await wait_for_subscribers(stack, 1)
+        await wait_for_subscribers(stack, 1, reader)
         for n in range(6):
             await stack.create_record(account, checkin(n))
         received = await reader

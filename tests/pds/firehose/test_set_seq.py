@@ -89,7 +89,7 @@ async def test_a_running_pds_continues_above_the_new_floor(tmp_path: Path) -> No
         reader = asyncio.create_task(
             read_stream(stack.http, stack.subscribe_url(f"cursor={relay_cursor}"), count=1)
         )
-        await wait_for_subscribers(stack, 1)
+        await wait_for_subscribers(stack, 1, reader)
         await stack.create_record(account, checkin(1))
         received = await reader
         assert received.error is None
