@@ -4,6 +4,8 @@
 # restart: the consumer reads DATABASE_URL once) before their lease ends. The consumer finishes
 # its batch in flight on SIGTERM and resumes from its committed cursor, so a restart loses
 # nothing. The feed generator's agent is the same with `skyspot-reader` and `python -m feedgen`.
+# Partitioned consumers run one agent each: the child process inherits the agent's environment,
+# so each container sets its own CONSUMER_PARTITION (0/N ... N-1/N) next to FIREHOSE_SERVICES.
 
 vault {
   address = "https://vault.example.com:8200"
