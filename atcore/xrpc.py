@@ -23,6 +23,7 @@ Error tree (all subclasses of `XrpcError`):
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -187,3 +188,18 @@ async def xrpc_error_middleware(request: web.Request, handler: Handler) -> web.S
         if not is_xrpc_path(request.path):
             raise
         return InternalServerError("Internal Server Error").to_response()
+
+
+def require_bearer_token(request: web.Request, token: str | None, what: str) -> None:
+    """Refuse a request without `Authorization: Bearer <token>` when a token is configured.
+
+    For operator endpoints (metrics) that share a public port: with no token configured they stay
+    open, and the deployment keeps them off the public internet at its proxy. The comparison is
+    constant-time, so response timing does not leak the token.
+    """
+    if token is None:
+        return
+    presented = request.headers.get("Authorization", "")
+    scheme, _, value = presented.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), token.encode()):
+        raise AuthenticationRequired(f"{what} needs the operator's bearer token")

@@ -32,6 +32,7 @@ from atcore.xrpc import (
     InvalidRequest,
     NotEnoughResources,
     UpstreamFailure,
+    require_bearer_token,
 )
 from feedgen.algos import UnknownFeed
 from feedgen.algos.nearby import MAX_LIMIT, SkeletonPage
@@ -154,7 +155,9 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = context_of(request).metrics.render()
+    ctx = context_of(request)
+    require_bearer_token(request, ctx.settings.metrics_token, "/metrics")
+    body = ctx.metrics.render()
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE
     return response

@@ -32,7 +32,7 @@ import itertools
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from atcore.identity.resolver import DEFAULT_PLC_URL, is_loopback_host
@@ -80,6 +80,8 @@ class FeedgenSettings:
     region_feeds: tuple[RegionFeed, ...] = ()
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
+    # When set, /metrics wants `Authorization: Bearer <token>` (it shares the public port).
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def uses_did_web(self) -> bool:
@@ -115,6 +117,7 @@ class FeedgenSettings:
             region_feeds=_region_feeds(env.get("FEEDGEN_REGION_FEEDS", "")),
             privacy_policy_url=env.get("FEEDGEN_PRIVACY_POLICY_URL") or None,
             terms_of_service_url=env.get("FEEDGEN_TERMS_OF_SERVICE_URL") or None,
+            metrics_token=env.get("FEEDGEN_METRICS_TOKEN") or None,
         )
 
 

@@ -129,6 +129,8 @@ class PdsSettings:
     proxy_headers_timeout_ms: int = DEFAULT_PROXY_HEADERS_TIMEOUT_MS
     proxy_body_timeout_ms: int = DEFAULT_PROXY_BODY_TIMEOUT_MS
     proxy_max_response_size: int = DEFAULT_PROXY_MAX_RESPONSE_SIZE
+    # When set, /metrics wants `Authorization: Bearer <token>` (it shares the public port).
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def plc_rotation_keypair(self) -> K256Keypair:
@@ -197,6 +199,7 @@ class PdsSettings:
             proxy_max_response_size=_positive_int(
                 env, "PDS_PROXY_MAX_RESPONSE_SIZE", DEFAULT_PROXY_MAX_RESPONSE_SIZE
             ),
+            metrics_token=env.get("PDS_METRICS_TOKEN") or None,
         )
 
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from atcore.xrpc import require_bearer_token
 from pds.api import subscribe
 from pds.context import CONTEXT
 from pds.firehose.metrics import CONTENT_TYPE_LATEST
@@ -44,5 +45,6 @@ async def _close_subscribers(app: web.Application) -> None:
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    require_bearer_token(request, request.app[CONTEXT].settings.metrics_token, "/metrics")
     body = request.app[FIREHOSE].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

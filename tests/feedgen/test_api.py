@@ -188,6 +188,18 @@ async def test_metrics_count_requests_and_cache_use(make_client: MakeClient, ind
     assert 'feedgen_viewers_total{kind="anonymous"} 3.0' in text
 
 
+async def test_metrics_want_the_operator_token_when_one_is_set(make_client: MakeClient) -> None:
+    client = await make_client(FEEDGEN_METRICS_TOKEN="s3cret-token")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret-token"}):
+        response = await client.get("/metrics", headers=headers)
+        assert response.status == 401
+        assert (await response.json())["error"] == "AuthenticationRequired"
+    response = await client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"})
+    assert response.status == 200
+    assert "feedgen_requests_total" in await response.text()
+    assert (await client.get("/xrpc/_health")).status == 200  # only /metrics is guarded
+
+
 async def test_unknown_xrpc_methods_are_not_labelled_by_path(make_client: MakeClient) -> None:
     client = await make_client()
     response = await client.get("/xrpc/com.example.nothing")

@@ -96,6 +96,19 @@ async def test_metrics_report_head_subscribers_events_and_frames(tmp_path: Path)
     assert metrics["pds_firehose_subscribers"] in (0, 1)  # the reader is closing
 
 
+async def test_metrics_want_the_operator_token_when_one_is_set(tmp_path: Path) -> None:
+    async with loop_stack(tmp_path, PDS_METRICS_TOKEN="s3cret-token") as stack:
+        url = stack.pds_url + "/metrics"
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-token"}):
+            async with stack.http.get(url, headers=headers) as response:
+                assert response.status == 401
+                assert (await response.json())["error"] == "AuthenticationRequired"
+        bearer = {"Authorization": "Bearer s3cret-token"}
+        async with stack.http.get(url, headers=bearer) as response:
+            assert response.status == 200
+            assert "pds_sequencer_head_seq" in await response.text()
+
+
 async def test_subscriber_gauge_follows_connections(tmp_path: Path) -> None:
     async with loop_stack(tmp_path) as stack, stack.http.ws_connect(stack.subscribe_url()):
         await wait_for_subscribers(stack, 1)
