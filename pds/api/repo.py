@@ -6,8 +6,16 @@ the caller's own (`AuthenticationRequired` 401 otherwise). The body is read as J
 each write is prepared (`pds.repo.prepare`) and the writer commits it; repository refusals
 (`pds.repo.errors`) become 400s with the reference's error names (`InvalidSwap`, `BlobNotFound`...).
 
-Reads need no auth: getRecord (`RecordNotFound`), listRecords (cursor = last rkey, newest first
-unless `reverse`, limit 1-100) and describeRepo.
+Reads need no auth: getRecord, listRecords (cursor = last rkey, newest first unless `reverse`,
+limit 1-100) and describeRepo.
+
+getRecord, as the reference: the query is checked first (bad `repo`, `collection`, `rkey` or
+`cid` is a 400 here, never forwarded). A repo hosted here (by DID or handle) is answered here and
+only here: a missing record is an authoritative `RecordNotFound`, and a taken-down or
+deactivated repo gives "Could not locate record". Any other repo is the configured AppView's:
+the same query goes to it without service auth and its answer is relayed (status, JSON body,
+content type; bounded, with the proxy's timeouts; upstream errors as `pds.proxy` reports them).
+With no AppView configured, "Could not locate record".
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ from pds.repo.writer import WriteOutcome
 JSON_LIMIT: Final = 1_000_000  # the reference's jsonLimit for record writes
 MAX_WRITES: Final = 200
 INVALID_HANDLE: Final = "handle.invalid"
+RECORD_NOT_LOCATED: Final = "Could not locate record"
 
 _CREATE: Final = f"{nsids.REPO_APPLY_WRITES}#create"
 _UPDATE: Final = f"{nsids.REPO_APPLY_WRITES}#update"
@@ -338,21 +347,51 @@ def _collection_param(request: web.Request) -> str:
 
 
 async def get_record(request: web.Request) -> web.Response:
+    """A record of a repo hosted here; any other repo's from the AppView (see the docstring)."""
     ctx = context_of(request)
     repo = query_str(request, "repo")
+    if not is_valid_at_identifier(repo):
+        raise InvalidRequest("Params/repo must be a valid did or a handle")
     collection = _collection_param(request)
     rkey = query_str(request, "rkey")
     if not is_valid_record_key(rkey):
         raise InvalidRequest("Params/rkey must be a valid Record Key")
-    cid = optional_query_str(request, "cid")
-    did = await _readable_did(ctx, repo)
-    if did is None:
-        raise InvalidRequest("Could not locate record")
-    found = await _services(request).reader.get_record(did, collection, rkey, cid)
+    cid = _cid_param(request)
+    account = await _account(ctx, repo)
+    if account is None:
+        return await _record_from_appview(request, ctx)
+    if account.taken_down or account.deactivated:
+        raise InvalidRequest(RECORD_NOT_LOCATED)
+    found = await _services(request).reader.get_record(account.did, collection, rkey, cid)
     if found is None:
-        uri = f"at://{did}/{collection}/{rkey}"
-        raise InvalidRequest(f"Could not locate record: {uri}", error="RecordNotFound")
+        uri = f"at://{account.did}/{collection}/{rkey}"
+        raise InvalidRequest(f"{RECORD_NOT_LOCATED}: {uri}", error="RecordNotFound")
     return web.json_response(found.to_json())
+
+
+def _cid_param(request: web.Request) -> str | None:
+    """The optional `cid`, checked (`CID.parse` takes only the canonical form we store)."""
+    text = optional_query_str(request, "cid")
+    if text is None:
+        return None
+    try:
+        CID.parse(text)
+        return text
+    except CidError:
+        raise InvalidRequest("Params/cid must be a cid string") from None
+
+
+async def _record_from_appview(request: web.Request, ctx: AppContext) -> web.Response:
+    """The configured AppView's answer to the same query, checked and relayed.
+
+    No service auth: the read is public. Only the configured AppView is asked (not a service
+    named by `atproto-proxy`), so this unauthenticated endpoint cannot be pointed elsewhere.
+    """
+    appview = ctx.proxy.config.appview
+    if appview is None:
+        raise InvalidRequest(RECORD_NOT_LOCATED)
+    answer = await ctx.proxy.fetch_json(request, appview, authorization=None)
+    return answer.to_response()
 
 
 async def list_records(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ Errors are `atcore.xrpc` errors (`InvalidRequest`, `PayloadTooLarge`, `UpstreamF
 `UpstreamTimeout`) and `UpstreamError` (an `XrpcError` keeping the upstream's status).
 """
 
-from pds.proxy.relay import ServiceProxy, readable_accept_encoding
+from pds.proxy.relay import JsonAnswer, ServiceProxy, readable_accept_encoding
 from pds.proxy.targets import (
     PROXY_HEADER,
     ProxyConfig,
@@ -39,6 +39,7 @@ from pds.proxy.upstream import UpstreamError, upstream_error
 
 __all__ = [
     "PROXY_HEADER",
+    "JsonAnswer",
     "ProxyConfig",
     "PublicAddressResolver",
     "ServiceProxy",

@@ -4,6 +4,10 @@ See the package docstring for what is forwarded. Upstream sessions are opened la
 event loop, one for trusted (configured) targets and one for untrusted ones (with the public-only
 resolver unless dev mode), both without response decompression so bodies pass through as sent.
 
+`forward` streams an answer through as it arrives; `fetch_json` reads a relayed call's answer
+whole (bounded, identity-encoded) and checks it is a JSON object before the handler passes it on
+as a `JsonAnswer`; `query_json` calls a query on the PDS's own behalf.
+
 Errors: `InvalidRequest`, `PayloadTooLarge`, `UpstreamFailure`, `UpstreamTimeout` (from
 `atcore.xrpc`) and `UpstreamError` (from `pds.proxy.upstream`).
 """
@@ -14,6 +18,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -40,7 +45,28 @@ FORWARDED_REQUEST_HEADERS: Final = ("accept-language", "atproto-accept-labelers"
 FORWARDED_BODY_HEADERS: Final = ("content-type", "content-encoding")
 CONTENT_HEADERS: Final = ("content-type", "content-encoding", "content-language", "content-length")
 READABLE_ENCODINGS: Final = frozenset({"gzip", "deflate", "identity"})
+_ANSWER_CONTENT_HEADERS: Final = ("content-type", "content-language")
 _CHUNK: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class JsonAnswer:
+    """A successful upstream answer read whole: its status, the headers to relay, the body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    """The JSON object exactly as the upstream sent it (identity encoding)."""
+
+    def to_response(self) -> web.Response:
+        return web.Response(status=self.status, body=self.body, headers=self.headers)
+
+
+def _is_json_object(body: bytes) -> bool:
+    try:
+        return isinstance(json.loads(body), dict)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return False
 
 
 def readable_accept_encoding(header: str | None) -> str:
@@ -177,15 +203,53 @@ class ServiceProxy:
         if upstream.headers.get("content-encoding", "identity").lower() != "identity":
             raise UpstreamFailure("Upstream ignored the requested identity encoding")
         limit = self.config.max_response_size
+        if upstream.content_length is not None and upstream.content_length > limit:
+            raise UpstreamFailure("Upstream response too large")
+        chunks: list[bytes] = []
+        total = 0
         try:
-            body = await upstream.content.read(limit + 1)
+            # Chunk by chunk to the end: a single `read(n)` returns only what is buffered.
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise UpstreamFailure("Upstream response too large")
+                chunks.append(chunk)
         except TimeoutError:
             raise UpstreamTimeout("Upstream service timed out") from None
         except aiohttp.ClientError:
             raise UpstreamFailure("Upstream response failed") from None
-        if len(body) > limit:
-            raise UpstreamFailure("Upstream response too large")
-        return body
+        return b"".join(chunks)
+
+    async def fetch_json(
+        self, request: web.Request, target: ServiceTarget, *, authorization: str | None
+    ) -> JsonAnswer:
+        """Relay `request` to `target` and read its whole answer, which must be a JSON object.
+
+        For answers the PDS checks before passing them on, unlike `forward`'s stream: the body
+        is bounded by `max_response_size` and asked for without content encoding. Upstream XRPC
+        errors raise `UpstreamError`; a redirect or an answer that is not a JSON object,
+        `UpstreamFailure`.
+        """
+        upstream = await self.open(
+            request, target, authorization=authorization, accept_encoding="identity"
+        )
+        try:
+            body = await self._success_body(upstream)
+        finally:
+            upstream.release()
+        if upstream.content_type != "application/json" or not _is_json_object(body):
+            raise UpstreamFailure("Upstream sent a response that is not a JSON object")
+        kept = (*_ANSWER_CONTENT_HEADERS, *RELAYED_HEADERS)
+        headers = {name: upstream.headers[name] for name in kept if name in upstream.headers}
+        return JsonAnswer(upstream.status, headers, body)
+
+    async def _success_body(self, upstream: aiohttp.ClientResponse) -> bytes:
+        """The body of a 2xx answer; upstream errors and redirects raise."""
+        if upstream.status >= 400:
+            raise await upstream_error(upstream)
+        if not 200 <= upstream.status < 300:
+            raise UpstreamFailure(f"Upstream service answered HTTP {upstream.status}")
+        return await self.read_body(upstream)
 
     async def query_json(
         self, target: ServiceTarget, nsid: str, params: Mapping[str, str]
@@ -202,9 +266,7 @@ class ServiceProxy:
         )
         upstream = await self._send(target, "GET", url, headers)
         try:
-            if upstream.status >= 400:
-                raise await upstream_error(upstream)
-            body = await self.read_body(upstream)
+            body = await self._success_body(upstream)
         finally:
             upstream.release()
         try:
