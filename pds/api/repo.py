@@ -376,9 +376,9 @@ def _cid_param(request: web.Request) -> str | None:
         return None
     try:
         CID.parse(text)
-        return text
     except CidError:
         raise InvalidRequest("Params/cid must be a cid string") from None
+    return text
 
 
 async def _record_from_appview(request: web.Request, ctx: AppContext) -> web.Response:

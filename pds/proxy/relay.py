@@ -238,6 +238,7 @@ class ServiceProxy:
         finally:
             upstream.release()
         if upstream.content_type != "application/json" or not _is_json_object(body):
+            log.warning("%s answered %s with no JSON object", target.reference, request.path)
             raise UpstreamFailure("Upstream sent a response that is not a JSON object")
         kept = (*_ANSWER_CONTENT_HEADERS, *RELAYED_HEADERS)
         headers = {name: upstream.headers[name] for name in kept if name in upstream.headers}
