@@ -250,6 +250,19 @@ async def head_seq(stack: LoopStack) -> int:
         return await last_seq(conn)
 
 
+async def wait_for_broadcast(stack: LoopStack, seq: int) -> None:
+    """Block until the fan-out has broadcast every event up to `seq`.
+
+    A subscriber without a cursor starts at what the fan-out has broadcast, which trails the
+    committed head by a moment (as the reference's sequencer trails its database): an event
+    committed just before the connection may still reach it. Tests that mean "events after
+    connecting" wait here first.
+    """
+    async with asyncio.timeout(STREAM_TIMEOUT):
+        while stack.firehose.fanout.head < seq:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
+
+
 async def wait_for_subscribers(
     stack: LoopStack, count: int, *readers: asyncio.Task[Received]
 ) -> None:

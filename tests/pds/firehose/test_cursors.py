@@ -26,6 +26,7 @@ from tests.pds.firehose.support import (
     loop_stack,
     read_stream,
     verify_commits,
+    wait_for_broadcast,
     wait_for_subscribers,
 )
 
@@ -48,6 +49,7 @@ async def populate(stack: LoopStack, records: int = 3) -> tuple[Account, int]:
 
 async def test_no_cursor_streams_only_events_after_connecting(stack: LoopStack) -> None:
     account, head = await populate(stack)
+    await wait_for_broadcast(stack, head)
     reader = asyncio.create_task(read_stream(stack.http, stack.subscribe_url(), count=1))
     await wait_for_subscribers(stack, 1, reader)
     written = await stack.create_record(account, checkin(99))

@@ -30,6 +30,7 @@ from tests.pds.firehose.support import (
     loop_stack,
     read_stream,
     verify_commits,
+    wait_for_broadcast,
     wait_for_subscribers,
 )
 
@@ -109,6 +110,7 @@ async def test_the_sdk_client_parses_every_replayed_message(stack: LoopStack) ->
 
 async def test_the_sdk_client_follows_the_live_stream(stack: LoopStack) -> None:
     account = await stack.create_account("sdklive")
+    await wait_for_broadcast(stack, await head_seq(stack))
     consumer = SdkConsumer(stack, None)
     running = asyncio.create_task(consumer.run())
     await wait_for_subscribers(stack, 1)
