@@ -1,4 +1,4 @@
-"""com.atproto.repo: record writes (create, put, delete, applyWrites) and reads.
+"""com.atproto.repo: record writes (create, put, delete, applyWrites), and the routes of all.
 
 Writes follow the reference PDS: the caller's access token is checked, the `repo` (DID or
 handle) must be an account here (`AccountNotFound` 403), not taken down or deactivated (401), and
@@ -6,44 +6,29 @@ the caller's own (`AuthenticationRequired` 401 otherwise). The body is read as J
 each write is prepared (`pds.repo.prepare`) and the writer commits it; repository refusals
 (`pds.repo.errors`) become 400s with the reference's error names (`InvalidSwap`, `BlobNotFound`...).
 
-Reads need no auth: getRecord, listRecords (cursor = last rkey, newest first unless `reverse`,
-limit 1-100) and describeRepo.
-
-getRecord, as the reference: the query is checked first (bad `repo`, `collection`, `rkey` or
-`cid` is a 400 here, never forwarded). A repo hosted here (by DID or handle) is answered here and
-only here: a missing record is an authoritative `RecordNotFound`, and a taken-down or
-deactivated repo gives "Could not locate record". Any other repo is the configured AppView's:
-the same query goes to it without service auth and its answer is relayed (status, JSON body,
-content type; bounded, with the proxy's timeouts; upstream errors as `pds.proxy` reports them).
-With no AppView configured, "Could not locate record".
+The reads (getRecord, listRecords, describeRepo) are in `pds.api.repo_read`; both register here.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
 
 from atcore import nsids
 from atcore.cid import CID, CidError
-from atcore.identity import IdentityError
-from atcore.syntax import is_valid_at_identifier, is_valid_nsid, is_valid_record_key
+from atcore.syntax import is_valid_at_identifier
 from atcore.xrpc import AuthenticationRequired, Forbidden, InvalidRequest
 from pds import ratelimit as rl
+from pds.api import repo_read
 from pds.api.params import (
     Body,
     json_body,
-    optional_query_bool,
-    optional_query_int,
-    optional_query_str,
-    query_str,
 )
+from pds.api.repo_read import REPO, RepoServices, account_row, services
 from pds.auth.verifier import AccessCredentials
 from pds.context import CONTEXT, AppContext, context_of
-from pds.db import accounts as account_sql
-from pds.db.accounts import AccountRow
 from pds.repo.errors import AccountUnavailable, RepoError, RepoNotFound
 from pds.repo.plan import WriteResult
 from pds.repo.prepare import NO_SWAP, PreparedWrite, SwapRecord, WritePreparer
@@ -52,22 +37,11 @@ from pds.repo.writer import WriteOutcome
 
 JSON_LIMIT: Final = 1_000_000  # the reference's jsonLimit for record writes
 MAX_WRITES: Final = 200
-INVALID_HANDLE: Final = "handle.invalid"
-RECORD_NOT_LOCATED: Final = "Could not locate record"
 
 _CREATE: Final = f"{nsids.REPO_APPLY_WRITES}#create"
 _UPDATE: Final = f"{nsids.REPO_APPLY_WRITES}#update"
 _DELETE: Final = f"{nsids.REPO_APPLY_WRITES}#delete"
 _KINDS: Final = {_CREATE: "create", _UPDATE: "update", _DELETE: "delete"}
-
-
-@dataclass(frozen=True, slots=True)
-class RepoServices:
-    preparer: WritePreparer  # on the application's lexicon catalog
-    reader: RepoReader
-
-
-REPO: Final = web.AppKey("pds_repo", RepoServices)
 
 
 def add_routes(app: web.Application) -> None:
@@ -76,9 +50,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(nsids.xrpc_path(nsids.REPO_PUT_RECORD), put_record)
     app.router.add_post(nsids.xrpc_path(nsids.REPO_DELETE_RECORD), delete_record)
     app.router.add_post(nsids.xrpc_path(nsids.REPO_APPLY_WRITES), apply_writes)
-    app.router.add_get(nsids.xrpc_path(nsids.REPO_GET_RECORD), get_record)
-    app.router.add_get(nsids.xrpc_path(nsids.REPO_LIST_RECORDS), list_records)
-    app.router.add_get(nsids.xrpc_path(nsids.REPO_DESCRIBE_REPO), describe_repo)
+    app.router.add_get(nsids.xrpc_path(nsids.REPO_GET_RECORD), repo_read.get_record)
+    app.router.add_get(nsids.xrpc_path(nsids.REPO_LIST_RECORDS), repo_read.list_records)
+    app.router.add_get(nsids.xrpc_path(nsids.REPO_DESCRIBE_REPO), repo_read.describe_repo)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -92,10 +66,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await writer.close()
-
-
-def _services(request: web.Request) -> RepoServices:
-    return request.app[REPO]
 
 
 # -- writes ----------------------------------------------------------------------------------
@@ -179,7 +149,7 @@ async def apply_writes(request: web.Request) -> web.Response:
     swap_commit = _cid(body, "swapCommit")
     items = [_write_item(raw, index) for index, raw in enumerate(raw_writes)]
     await _spend(ctx, request, did, sum(rl.REPO_WRITE_POINTS[kind] for kind, _ in items))
-    preparer = _services(request).preparer
+    preparer = services(request).preparer
     writes = [_prepare_item(preparer, did, kind, item, validate) for kind, item in items]
     outcome = await _commit(ctx, did, writes, swap_commit)
     output: dict[str, Any] = {"results": [_apply_result(r) for r in outcome.results]}
@@ -250,7 +220,7 @@ async def _own_repo(ctx: AppContext, credentials: AccessCredentials, repo: str) 
         return repo
     if not is_valid_at_identifier(repo):
         raise InvalidRequest("Input/repo must be a valid did or a handle")
-    account = await _account(ctx, repo)
+    account = await account_row(ctx, repo)
     if account is None:
         raise Forbidden("Account not found", error="AccountNotFound")
     if account.taken_down:
@@ -260,11 +230,6 @@ async def _own_repo(ctx: AppContext, credentials: AccessCredentials, repo: str) 
     if account.did != credentials.did:
         raise AuthenticationRequired("Authentication Required")
     return str(account.did)
-
-
-async def _account(ctx: AppContext, identifier: str) -> AccountRow | None:
-    async with ctx.db.read() as conn:
-        return await account_sql.get_account_by_identifier(conn, identifier)
 
 
 async def _spend(ctx: AppContext, request: web.Request, did: str, points: int) -> None:
@@ -294,7 +259,7 @@ def _cid(body: Body, name: str) -> CID | None:
 
 def _prepare(make: Callable[[WritePreparer], PreparedWrite], request: web.Request) -> PreparedWrite:
     try:
-        return make(_services(request).preparer)
+        return make(services(request).preparer)
     except RepoError as exc:
         raise InvalidRequest(exc.message, error=exc.error) from None
 
@@ -327,115 +292,3 @@ def _write_output(outcome: WriteOutcome, result: WriteResult) -> dict[str, Any]:
 
 
 # -- reads -----------------------------------------------------------------------------------
-
-
-async def _readable_did(ctx: AppContext, repo: str) -> str | None:
-    """The DID of a local, active account named by `repo` (DID or handle), else None."""
-    if not is_valid_at_identifier(repo):
-        raise InvalidRequest("Params/repo must be a valid did or a handle")
-    account = await _account(ctx, repo)
-    if account is None or account.taken_down or account.deactivated:
-        return None
-    return str(account.did)
-
-
-def _collection_param(request: web.Request) -> str:
-    collection = query_str(request, "collection")
-    if not is_valid_nsid(collection):
-        raise InvalidRequest("Params/collection must be a valid nsid")
-    return collection
-
-
-async def get_record(request: web.Request) -> web.Response:
-    """A record of a repo hosted here; any other repo's from the AppView (see the docstring)."""
-    ctx = context_of(request)
-    repo = query_str(request, "repo")
-    if not is_valid_at_identifier(repo):
-        raise InvalidRequest("Params/repo must be a valid did or a handle")
-    collection = _collection_param(request)
-    rkey = query_str(request, "rkey")
-    if not is_valid_record_key(rkey):
-        raise InvalidRequest("Params/rkey must be a valid Record Key")
-    cid = _cid_param(request)
-    account = await _account(ctx, repo)
-    if account is None:
-        return await _record_from_appview(request, ctx)
-    if account.taken_down or account.deactivated:
-        raise InvalidRequest(RECORD_NOT_LOCATED)
-    found = await _services(request).reader.get_record(account.did, collection, rkey, cid)
-    if found is None:
-        uri = f"at://{account.did}/{collection}/{rkey}"
-        raise InvalidRequest(f"{RECORD_NOT_LOCATED}: {uri}", error="RecordNotFound")
-    return web.json_response(found.to_json())
-
-
-def _cid_param(request: web.Request) -> str | None:
-    """The optional `cid`, checked (`CID.parse` takes only the canonical form we store)."""
-    text = optional_query_str(request, "cid")
-    if text is None:
-        return None
-    try:
-        CID.parse(text)
-    except CidError:
-        raise InvalidRequest("Params/cid must be a cid string") from None
-    return text
-
-
-async def _record_from_appview(request: web.Request, ctx: AppContext) -> web.Response:
-    """The configured AppView's answer to the same query, checked and relayed.
-
-    No service auth: the read is public. Only the configured AppView is asked (not a service
-    named by `atproto-proxy`), so this unauthenticated endpoint cannot be pointed elsewhere.
-    """
-    appview = ctx.proxy.config.appview
-    if appview is None:
-        raise InvalidRequest(RECORD_NOT_LOCATED)
-    answer = await ctx.proxy.fetch_json(request, appview, authorization=None)
-    return answer.to_response()
-
-
-async def list_records(request: web.Request) -> web.Response:
-    ctx = context_of(request)
-    repo = query_str(request, "repo")
-    collection = _collection_param(request)
-    limit = optional_query_int(request, "limit", minimum=1, maximum=100) or 50
-    cursor = optional_query_str(request, "cursor")
-    reverse = optional_query_bool(request, "reverse") or False
-    did = await _readable_did(ctx, repo)
-    if did is None:
-        raise InvalidRequest(f"Could not find repo: {repo}")
-    records, next_cursor = await _services(request).reader.list_records(
-        did, collection, limit=limit, cursor=cursor, reverse=reverse
-    )
-    output: dict[str, Any] = {"records": [record.to_json() for record in records]}
-    if next_cursor is not None:
-        output["cursor"] = next_cursor
-    return web.json_response(output)
-
-
-async def describe_repo(request: web.Request) -> web.Response:
-    ctx = context_of(request)
-    repo = query_str(request, "repo")
-    if not is_valid_at_identifier(repo):
-        raise InvalidRequest("Params/repo must be a valid did or a handle")
-    account = await _account(ctx, repo)
-    if account is None:
-        raise InvalidRequest(f"Could not find repo for DID: {repo}", error="RepoNotFound")
-    if account.taken_down:
-        raise InvalidRequest(f"Repo has been takendown: {repo}", error="RepoTakendown")
-    if account.deactivated:
-        raise InvalidRequest(f"Repo has been deactivated: {repo}", error="RepoDeactivated")
-    try:
-        document = await ctx.did_resolver.resolve(account.did)
-    except IdentityError as exc:
-        raise InvalidRequest(f"Could not resolve DID: {exc}") from None
-    collections = await _services(request).reader.list_collections(account.did)
-    return web.json_response(
-        {
-            "handle": account.handle or INVALID_HANDLE,
-            "did": account.did,
-            "didDoc": document.to_json(),
-            "collections": collections,
-            "handleIsCorrect": document.handle is not None and document.handle == account.handle,
-        }
-    )

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from atcore.lexicon import Catalog
-from pds.api.repo import REPO
+from pds.api.repo_read import REPO
 from pds.app import create_app
 from pds.context import CONTEXT
 from pds.proxy import ServiceProxy
