@@ -34,7 +34,6 @@ shorter `max_age`); `blob_gc_context` runs it periodically for the application's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.cid import CID, CidError
 from atcore.datajson import BlobRef
+from pds.background import in_background, repeat
 from pds.blobstore import BlobStore, TempBlob
 from pds.context import CONTEXT
 from pds.db import blobs as blob_sql
@@ -161,15 +161,13 @@ class BlobGarbageCollector:
 
     async def run_forever(self) -> None:
         """Collect every `interval` until cancelled; a failed pass is logged and retried later."""
-        while True:
-            await asyncio.sleep(self.interval.total_seconds())
-            try:
-                report = await self.run_once()
-            except Exception:
-                log.exception("blob garbage collection failed")
-                continue
-            if report != CollectionReport():
-                log.info("blob garbage collection: %s", report)
+        await repeat(
+            self.run_once,
+            interval=self.interval,
+            first_delay=self.interval,
+            what="blob garbage collection",
+            worth_logging=lambda report: report != CollectionReport(),
+        )
 
     async def _collect_expired_uploads(self, age: timedelta) -> int:
         cutoff_ms = int((self._clock() - age.total_seconds()) * 1000)
@@ -281,12 +279,7 @@ def blob_gc_context(
             interval=interval,
         )
         app[BLOB_GC] = collector
-        task = asyncio.create_task(collector.run_forever(), name="blob-gc")
-        try:
+        async with in_background(collector.run_forever(), "blob-gc"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     return run

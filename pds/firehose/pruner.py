@@ -26,7 +26,6 @@ What a subscriber sees
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Final
 
 from aiohttp import web
 
+from pds.background import in_background, repeat
 from pds.context import CONTEXT
 from pds.db import seq_retention
 from pds.db.engine import Database
@@ -113,18 +113,13 @@ class SequencePruner:
     async def run_forever(self, interval: timedelta, first_run_delay: timedelta) -> None:
         """Prune after `first_run_delay`, then every `interval`, until cancelled; a failed pass
         is logged and tried again at the next one."""
-        if interval <= timedelta(0) or first_run_delay < timedelta(0):
-            raise ValueError("interval must be positive and first_run_delay >= 0")
-        await asyncio.sleep(first_run_delay.total_seconds())
-        while True:
-            try:
-                report = await self.run_once()
-            except Exception:
-                log.exception("firehose history pruning failed")
-            else:
-                if report.deleted:
-                    log.info("firehose history pruned: %s", report)
-            await asyncio.sleep(interval.total_seconds())
+        await repeat(
+            self.run_once,
+            interval=interval,
+            first_delay=first_run_delay,
+            what="firehose history pruning",
+            worth_logging=lambda report: report.deleted > 0,
+        )
 
 
 # -- running it with the application ----------------------------------------------------------
@@ -162,14 +157,8 @@ def sequence_pruner_context(
             yield
             return
         interval = timedelta(seconds=seconds)
-        task = asyncio.create_task(
-            pruner.run_forever(interval, min(first_run_delay, interval)), name="firehose-pruner"
-        )
-        try:
+        job = pruner.run_forever(interval, min(first_run_delay, interval))
+        async with in_background(job, "firehose-pruner"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     return run
