@@ -25,16 +25,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from atcore.cid import CID
 
@@ -49,17 +47,16 @@ from .contract import (
     check_temp_key,
     resolve_range,
 )
+from .s3_io import InvalidRange, PartUploader, S3BlobReader, run_boto
 from .streaming import UploadMeter, batches, new_temp_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef
 
 PART_SIZE: Final = 8 * 1024 * 1024
 DEFAULT_UPLOAD_TIMEOUT: Final = timedelta(seconds=20)
 DEFAULT_MAX_WORKERS: Final = 16
 _DELETE_BATCH: Final = 1000  # DeleteObjects accepts at most this many keys
-_MISSING_CODES: Final = frozenset({"NoSuchKey", "NotFound", "404"})
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -109,7 +106,7 @@ class S3BlobStore:
     ) -> TempBlob:
         meter = UploadMeter(max_size=max_size)
         key = new_temp_key()
-        upload = _PartUploader(self._client, self.bucket, _temp_key(key))
+        upload = PartUploader(self._client, self.bucket, _temp_key(key))
         deadline = asyncio.timeout(self._upload_timeout)
         try:
             async with deadline:
@@ -123,7 +120,7 @@ class S3BlobStore:
             raise
         return meter.temp_blob(key, declared_mime)
 
-    async def _discard(self, upload: _PartUploader) -> None:
+    async def _discard(self, upload: PartUploader) -> None:
         # Cleanup must not hide the original failure; leftovers are reclaimed by temp GC and the
         # bucket's lifecycle rule.
         try:
@@ -177,17 +174,17 @@ class S3BlobStore:
                 response = await self._call(
                     self._client.get_object, Bucket=self.bucket, Key=key, Range=header
                 )
-        except _InvalidRange:
+        except InvalidRange:
             # S3 refuses a range starting past the end; report the size as HTTP 416 needs.
             resolve_range(await self.size(did, cid), start, end)
             raise BlobStoreError(f"S3 refused range {header} of {key}") from None
-        reader = _S3BlobReader.from_response(response, self._executor)
+        reader = S3BlobReader.from_response(response, self._executor)
         if header is not None:
             await self._check_served_range(reader, start, end)
         return reader
 
     @staticmethod
-    async def _check_served_range(reader: _S3BlobReader, start: int, end: int | None) -> None:
+    async def _check_served_range(reader: S3BlobReader, start: int, end: int | None) -> None:
         """Hold S3-compatible services to the range semantics the contract promises (some serve
         an empty object in full where S3 answers 416)."""
         try:
@@ -261,7 +258,7 @@ class S3BlobStore:
         return True
 
     async def _call(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        return await _run(self._executor, functools.partial(func, *args, **kwargs))
+        return await run_boto(self._executor, functools.partial(func, *args, **kwargs))
 
 
 def _make_client(
@@ -293,26 +290,6 @@ def _make_client(
     )
 
 
-class _InvalidRange(BlobStoreError):
-    """S3 answered 416: the requested range starts past the end of the object."""
-
-
-async def _run(executor: ThreadPoolExecutor, call: Callable[[], _T]) -> _T:
-    """Run a blocking boto3 call on `executor`, translating its failures into our error tree."""
-    try:
-        return await asyncio.get_running_loop().run_in_executor(executor, call)
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        if code in _MISSING_CODES:
-            raise BlobNotFound(f"S3 has no such object ({code})") from None
-        if code == "InvalidRange":
-            raise _InvalidRange(str(exc)) from exc
-        raise BlobStoreError(f"S3 error {code}: {error.get('Message', exc)}") from exc
-    except BotoCoreError as exc:
-        raise BlobStoreError(f"S3 request failed: {exc}") from exc
-
-
 def _range_header(start: int, end: int | None) -> str | None:
     if start == 0 and end is None:
         return None
@@ -331,106 +308,3 @@ def _blob_key(did: str, cid: CID) -> str:
 
 def _quarantine_key(did: str, cid: CID) -> str:
     return f"quarantine/{check_did(did)}/{cid}"
-
-
-class _PartUploader:
-    """One upload's S3 side. The first batch is held back: if no second one comes, the blob goes
-    up with a single PutObject. A lock orders part uploads against `discard`, which a cancelled
-    upload may call while a worker thread is still sending a part."""
-
-    def __init__(self, client: S3Client, bucket: str, key: str) -> None:
-        self.key = key
-        self._client = client
-        self._bucket = bucket
-        self._lock = threading.Lock()
-        self._held: bytes | None = None
-        self._upload_id: str | None = None
-        self._parts: list[CompletedPartTypeDef] = []
-        self._stored = False
-
-    def absorb(self, batch: bytes, meter: UploadMeter) -> None:
-        with self._lock:
-            meter.digest(batch)  # hashlib releases the GIL for large updates
-            if self._upload_id is None and self._held is None:
-                self._held = batch
-                return
-            if self._upload_id is None:
-                response = self._client.create_multipart_upload(Bucket=self._bucket, Key=self.key)
-                self._upload_id = response["UploadId"]
-            if self._held is not None:
-                self._send_part(self._held)
-                self._held = None
-            self._send_part(batch)
-
-    def _send_part(self, data: bytes) -> None:
-        assert self._upload_id is not None
-        number = len(self._parts) + 1
-        response = self._client.upload_part(
-            Bucket=self._bucket,
-            Key=self.key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=data,
-        )
-        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
-
-    def commit(self) -> None:
-        with self._lock:
-            if self._upload_id is None:
-                self._client.put_object(Bucket=self._bucket, Key=self.key, Body=self._held or b"")
-            else:
-                self._client.complete_multipart_upload(
-                    Bucket=self._bucket,
-                    Key=self.key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": self._parts},
-                )
-            self._held = None
-            self._stored = True
-
-    def discard(self) -> None:
-        with self._lock:
-            self._held = None
-            if self._stored:
-                self._client.delete_object(Bucket=self._bucket, Key=self.key)
-            elif self._upload_id is not None:
-                self._client.abort_multipart_upload(
-                    Bucket=self._bucket, Key=self.key, UploadId=self._upload_id
-                )
-
-
-class _S3BlobReader(BlobReader):
-    def __init__(
-        self, body: Any, executor: ThreadPoolExecutor, *, size: int, start: int, end: int
-    ) -> None:
-        super().__init__(size=size, start=start, end=end)
-        self._body = body  # botocore StreamingBody
-        self._executor = executor
-
-    @classmethod
-    def from_response(
-        cls, response: GetObjectOutputTypeDef, executor: ThreadPoolExecutor
-    ) -> _S3BlobReader:
-        length = response["ContentLength"]
-        served = response.get("ContentRange")  # "bytes first-last/size" for a ranged GET
-        if served:
-            span, _, total = served.removeprefix("bytes ").partition("/")
-            first = int(span.partition("-")[0])
-            size = int(total)
-        else:
-            first, size = 0, length
-        return cls(response["Body"], executor, size=size, start=first, end=first + length)
-
-    async def _read(self, max_bytes: int) -> bytes:
-        return await _run(self._executor, functools.partial(self._read_locked, max_bytes))
-
-    def _read_locked(self, max_bytes: int) -> bytes:
-        with self._lock:
-            return b"" if self._closed else bytes(self._body.read(max_bytes))
-
-    async def _close(self) -> None:
-        await _run(self._executor, self._close_locked)
-
-    def _close_locked(self) -> None:
-        with self._lock:
-            self._body.close()
