@@ -24,7 +24,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
 
 import sqlalchemy.exc
@@ -44,6 +43,7 @@ from atcore.identity.plc import PlcTombstone as _Tombstone
 from atcore.syntax import Did
 from atcore.xrpc import InvalidRequest, UpstreamFailure
 from pds import sequencer as seq
+from pds.account_status import AccountStatus, sequence_identity, sequence_status, status_of
 from pds.auth import passwords
 from pds.auth.tokens import AuthScope, TokenIssuer, TokenPair
 from pds.blobstore.contract import BlobStore
@@ -59,44 +59,6 @@ from pds.sequencer import Sequencer
 log = logging.getLogger(__name__)
 
 MAX_EMAIL_LENGTH: Final = 254
-
-
-class AccountStatus(StrEnum):
-    ACTIVE = "active"
-    TAKENDOWN = "takendown"
-    SUSPENDED = "suspended"
-    DEACTIVATED = "deactivated"
-    DELETED = "deleted"
-
-
-_EVENT_STATUS: Final[dict[AccountStatus, seq.AccountStatus]] = {
-    AccountStatus.TAKENDOWN: "takendown",
-    AccountStatus.SUSPENDED: "suspended",
-    AccountStatus.DEACTIVATED: "deactivated",
-    AccountStatus.DELETED: "deleted",
-}
-
-
-async def sequence_status(conn: AsyncConnection, did: Did, status: AccountStatus) -> None:
-    """The `#account` event for a status: active, or inactive saying why."""
-    if status is AccountStatus.ACTIVE:
-        await seq.sequence_account(conn, did, True)
-    else:
-        await seq.sequence_account(conn, did, False, _EVENT_STATUS[status])
-
-
-async def sequence_identity(conn: AsyncConnection, did: Did, handle: str | None) -> None:
-    await seq.sequence_identity(conn, did, handle)
-
-
-def status_of(account: q.AccountRow | None) -> AccountStatus:
-    if account is None:
-        return AccountStatus.DELETED
-    if account.taken_down:
-        return AccountStatus.TAKENDOWN
-    if account.deactivated:
-        return AccountStatus.DEACTIVATED
-    return AccountStatus.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,8 @@ from atcore.identity import IdentityError
 from atcore.syntax import INVALID_HANDLE
 from atcore.xrpc import AuthenticationRequired, InvalidRequest
 from pds import ratelimit as rl
-from pds.accounts import AccountStatus, NewAccount, status_of
+from pds.account_status import AccountStatus, status_of
+from pds.accounts import NewAccount
 from pds.api.params import json_body
 from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.tokens import TokenPair

@@ -30,7 +30,7 @@ from atcore.cid import CID, CidError
 from atcore.syntax import InvalidSyntax, parse_did, parse_nsid, parse_record_key, parse_tid
 from atcore.xrpc import InvalidRequest, json_error_response
 from pds import ratelimit as rl
-from pds.accounts import AccountStatus, status_of
+from pds.account_status import AccountStatus, status_of
 from pds.api.params import optional_query_int, optional_query_str, query_str
 from pds.auth.tokens import ACCESS_STANDARD, AuthScope
 from pds.blobstore import BlobNotFound, RangeNotSatisfiable, parse_http_range
