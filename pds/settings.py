@@ -27,6 +27,9 @@ DEFAULT_PROXY_MAX_RESPONSE_SIZE = 10 * 1024 * 1024
 DEFAULT_BACKFILL_WINDOW_HOURS = 72
 # Firehose history older than the backfill window is deleted this often (0: never).
 DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS = 3600
+# One subscriber's outbox: how far it may fall behind the live stream before ConsumerTooSlow.
+DEFAULT_FIREHOSE_BUFFER_EVENTS = 5000
+DEFAULT_FIREHOSE_BUFFER_BYTES = 64 * 1024 * 1024
 SECRETS_FILE = "secrets.json"
 
 
@@ -121,6 +124,8 @@ class PdsSettings:
     crawlers: tuple[str, ...] = ()
     backfill_window_hours: int = DEFAULT_BACKFILL_WINDOW_HOURS
     sequencer_prune_interval_seconds: int = DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS
+    firehose_buffer_events: int = DEFAULT_FIREHOSE_BUFFER_EVENTS
+    firehose_buffer_bytes: int = DEFAULT_FIREHOSE_BUFFER_BYTES
     # describeServer `links` / `contact`
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
@@ -186,6 +191,12 @@ class PdsSettings:
                 env,
                 "PDS_SEQUENCER_PRUNE_INTERVAL_SECONDS",
                 DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS,
+            ),
+            firehose_buffer_events=_positive_int(
+                env, "PDS_FIREHOSE_BUFFER_EVENTS", DEFAULT_FIREHOSE_BUFFER_EVENTS
+            ),
+            firehose_buffer_bytes=_positive_int(
+                env, "PDS_FIREHOSE_BUFFER_BYTES", DEFAULT_FIREHOSE_BUFFER_BYTES
             ),
             privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
             terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),

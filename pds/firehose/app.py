@@ -29,7 +29,7 @@ def setup_firehose(app: web.Application) -> None:
 
 async def _firehose_lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[CONTEXT]
-    firehose = Firehose(ctx, Firehose.config_for(app, ctx.settings.backfill_window_hours))
+    firehose = Firehose(ctx, Firehose.config_for(app, ctx.settings))
     await firehose.start()
     app[FIREHOSE] = firehose
     try:

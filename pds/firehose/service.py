@@ -22,6 +22,11 @@ from pds.firehose.fanout import DEFAULT_IDLE_POLL_SECONDS, Fanout
 from pds.firehose.metrics import FirehoseMetrics
 from pds.firehose.outbox import DEFAULT_PAGE_SIZE, Subscription
 from pds.sequencer import now_ms
+from pds.settings import (
+    DEFAULT_FIREHOSE_BUFFER_BYTES,
+    DEFAULT_FIREHOSE_BUFFER_EVENTS,
+    PdsSettings,
+)
 
 _HOUR_MS: Final = 3_600_000
 _CLOSE_TIMEOUT_SECONDS: Final = 5.0
@@ -33,8 +38,8 @@ class FirehoseConfig:
     how much one stalled subscriber can keep alive, not a per-subscriber copy."""
 
     backfill_window_hours: int = 72
-    buffer_events: int = 5000
-    buffer_bytes: int = 64 * 1024 * 1024
+    buffer_events: int = DEFAULT_FIREHOSE_BUFFER_EVENTS
+    buffer_bytes: int = DEFAULT_FIREHOSE_BUFFER_BYTES
     page_size: int = DEFAULT_PAGE_SIZE
     idle_poll_seconds: float = DEFAULT_IDLE_POLL_SECONDS
     crawl_interval_seconds: float = MIN_INTERVAL_SECONDS
@@ -79,10 +84,12 @@ class Firehose:
         return self._clock_ms() - self.config.backfill_window_hours * _HOUR_MS
 
     @classmethod
-    def config_for(cls, app: web.Application, backfill_window_hours: int) -> FirehoseConfig:
-        """The config put under `FIREHOSE_CONFIG`, else the defaults with the settings' window."""
+    def config_for(cls, app: web.Application, settings: PdsSettings) -> FirehoseConfig:
+        """The config put under `FIREHOSE_CONFIG` (tests), else the one the settings describe."""
         return app.get(FIREHOSE_CONFIG) or FirehoseConfig(
-            backfill_window_hours=backfill_window_hours
+            backfill_window_hours=settings.backfill_window_hours,
+            buffer_events=settings.firehose_buffer_events,
+            buffer_bytes=settings.firehose_buffer_bytes,
         )
 
     def subscribe(self) -> Subscription:

@@ -109,6 +109,19 @@ async def test_metrics_want_the_operator_token_when_one_is_set(tmp_path: Path) -
             assert "pds_sequencer_head_seq" in await response.text()
 
 
+async def test_outbox_bounds_come_from_the_settings(tmp_path: Path) -> None:
+    async with loop_stack(
+        tmp_path, PDS_FIREHOSE_BUFFER_EVENTS="7", PDS_FIREHOSE_BUFFER_BYTES="65536"
+    ) as stack:
+        config = stack.firehose.config
+        assert (config.buffer_events, config.buffer_bytes) == (7, 65536)
+        subscription = stack.firehose.subscribe()
+        try:
+            assert (subscription.max_events, subscription.max_bytes) == (7, 65536)
+        finally:
+            stack.firehose.fanout.unsubscribe(subscription)
+
+
 async def test_subscriber_gauge_follows_connections(tmp_path: Path) -> None:
     async with loop_stack(tmp_path) as stack, stack.http.ws_connect(stack.subscribe_url()):
         await wait_for_subscribers(stack, 1)
