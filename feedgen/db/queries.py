@@ -131,16 +131,22 @@ def band_parameters(
     disks: BandDisks | None, bound: BandBound, limit: int, snapshot_ms: int
 ) -> dict[str, Any]:
     """The parameters of a band statement: bounds, the disks' cells, the snapshot time."""
+    params = _bound_parameters(bound, limit, snapshot_ms)
+    if disks is not None:
+        for band, disk in enumerate(disks.disks[: bound.band + 1]):
+            for slot, cell in enumerate(disk or ()):
+                params[f"c{band}_{slot}"] = cell
+    return params
+
+
+def _bound_parameters(bound: BandBound, limit: int, snapshot_ms: int) -> dict[str, Any]:
+    """What every band statement binds: page size, keyset bounds, snapshot time, tie-breaker."""
     params: dict[str, Any] = {
         "lim": limit,
         "lo": bound.lower_exclusive,
         "up": bound.upper,
         "snap": snapshot_ms,
     }
-    if disks is not None:
-        for band, disk in enumerate(disks.disks[: bound.band + 1]):
-            for slot, cell in enumerate(disk or ()):
-                params[f"c{band}_{slot}"] = cell
     if bound.tie is not None:
         params.update(td=bound.tie.author_did, tc=bound.tie.collection, tr=bound.tie.rkey)
     return params
@@ -206,19 +212,12 @@ def array_band_parameters(
     disks: BandDisks | None, bound: BandBound, limit: int, snapshot_ms: int
 ) -> dict[str, Any]:
     """The parameters of `array_band_statement`."""
-    params: dict[str, Any] = {
-        "lim": limit,
-        "lo": bound.lower_exclusive,
-        "up": bound.upper,
-        "snap": snapshot_ms,
-    }
+    params = _bound_parameters(bound, limit, snapshot_ms)
     if disks is not None:
         for band, disk in enumerate(disks.disks[: bound.band + 1]):
             real = [cell for cell in disk or () if cell != NO_CELL]
             params["cells" if band == bound.band else f"d{band}"] = real
     params.update(per_cell=limit, more=[])  # every cell read in full; see `array_band_statement`
-    if bound.tie is not None:
-        params.update(td=bound.tie.author_did, tc=bound.tie.collection, tr=bound.tie.rkey)
     return params
 
 
