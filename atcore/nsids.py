@@ -34,12 +34,17 @@ SERVER_CONFIRM_EMAIL: Final = "com.atproto.server.confirmEmail"
 SERVER_REQUEST_EMAIL_CONFIRMATION: Final = "com.atproto.server.requestEmailConfirmation"
 SERVER_REQUEST_EMAIL_UPDATE: Final = "com.atproto.server.requestEmailUpdate"
 SERVER_UPDATE_EMAIL: Final = "com.atproto.server.updateEmail"
+SERVER_RESERVE_SIGNING_KEY: Final = "com.atproto.server.reserveSigningKey"
 
 # -- com.atproto.identity ---------------------------------------------------------------------
 IDENTITY_RESOLVE_HANDLE: Final = "com.atproto.identity.resolveHandle"
 IDENTITY_UPDATE_HANDLE: Final = "com.atproto.identity.updateHandle"
 IDENTITY_REQUEST_PLC_SIGNATURE: Final = "com.atproto.identity.requestPlcOperationSignature"
 IDENTITY_SIGN_PLC_OPERATION: Final = "com.atproto.identity.signPlcOperation"
+IDENTITY_SUBMIT_PLC_OPERATION: Final = "com.atproto.identity.submitPlcOperation"
+IDENTITY_GET_RECOMMENDED_DID_CREDENTIALS: Final = (
+    "com.atproto.identity.getRecommendedDidCredentials"
+)
 
 # -- com.atproto.repo -------------------------------------------------------------------------
 REPO_CREATE_RECORD: Final = "com.atproto.repo.createRecord"
@@ -51,6 +56,7 @@ REPO_LIST_RECORDS: Final = "com.atproto.repo.listRecords"
 REPO_DESCRIBE_REPO: Final = "com.atproto.repo.describeRepo"
 REPO_UPLOAD_BLOB: Final = "com.atproto.repo.uploadBlob"
 REPO_LIST_MISSING_BLOBS: Final = "com.atproto.repo.listMissingBlobs"
+REPO_IMPORT_REPO: Final = "com.atproto.repo.importRepo"
 REPO_STRONG_REF: Final = "com.atproto.repo.strongRef"
 
 # -- com.atproto.sync -------------------------------------------------------------------------

@@ -152,7 +152,7 @@ class AccountManager:
             raise InvalidRequest("No invite code provided", error="InvalidInviteCode")
         email = normalize_email(new.email) if new.email else None
         handle = await self.handles.validate(new.handle)
-        await self._check_available(handle, email, new.invite_code)
+        await self.check_available(handle, email, new.invite_code)
         password_hash = await passwords.hash_password_async(new.password)
         signing_key = K256Keypair.generate()
         genesis = create_genesis_op(
@@ -170,7 +170,7 @@ class AccountManager:
         pair = self.tokens.create_pair(did, AuthScope.ACCESS)
         try:
             async with self.sequencer.transaction() as conn:
-                await self._insert_account(
+                await self.insert_account_row(
                     conn,
                     did=did,
                     handle=handle,
@@ -179,7 +179,7 @@ class AccountManager:
                     signing_key=signing_key,
                 )
                 if self.invite_required and new.invite_code:
-                    await _consume_invite(conn, new.invite_code, did)
+                    await consume_invite(conn, new.invite_code, did)
                 await q.insert_refresh_token(
                     conn,
                     token_id=pair.refresh_id,
@@ -196,7 +196,7 @@ class AccountManager:
         did_doc = document_from_op(did, genesis).to_json()
         return CreatedAccount(did=did, handle=handle, did_doc=did_doc, tokens=pair)
 
-    async def _check_available(self, handle: str, email: str | None, invite: str | None) -> None:
+    async def check_available(self, handle: str, email: str | None, invite: str | None) -> None:
         async with self.db.read() as conn:
             if await q.handle_owner(conn, handle) is not None:
                 raise InvalidRequest(f"Handle already taken: {handle}", error="HandleNotAvailable")
@@ -205,7 +205,7 @@ class AccountManager:
             if self.invite_required and invite:
                 _ensure_invite_available(await invites.get_invite_code(conn, invite))
 
-    async def _insert_account(
+    async def insert_account_row(
         self,
         conn: AsyncConnection,
         *,
@@ -385,6 +385,6 @@ def _ensure_invite_available(invite: invites.InviteCodeRow | None) -> None:
         raise InvalidRequest("Provided invite code not available", error="InvalidInviteCode")
 
 
-async def _consume_invite(conn: AsyncConnection, code: str, did: str) -> None:
+async def consume_invite(conn: AsyncConnection, code: str, did: str) -> None:
     _ensure_invite_available(await invites.get_invite_code(conn, code))
     await invites.record_invite_use(conn, code, did, now_ms())

@@ -63,6 +63,13 @@ UPLOAD_BLOB: Final = RateLimit("uploadBlob", DAY, 1000)
 REPO_WRITE_HOUR: Final = RateLimit("repo-write-hour", HOUR, 5000)
 REPO_WRITE_DAY: Final = RateLimit("repo-write-day", DAY, 35000)
 SYNC_GET_REPO: Final = RateLimit("getRepo", 5 * MINUTE, 6000)
+# Ours (the reference has none for these): account migration endpoints that mail a code, check
+# one, mint keys without authentication, or rewrite a whole repository.
+RESERVE_SIGNING_KEY: Final = RateLimit("reserveSigningKey", 5 * MINUTE, 100)
+REQUEST_PLC_SIGNATURE_HOUR: Final = RateLimit("requestPlcOperationSignature-hour", HOUR, 5)
+REQUEST_PLC_SIGNATURE_DAY: Final = RateLimit("requestPlcOperationSignature-day", DAY, 15)
+SIGN_PLC_OPERATION: Final = RateLimit("signPlcOperation", 5 * MINUTE, 30)
+IMPORT_REPO: Final = RateLimit("importRepo", HOUR, 20)
 REPO_WRITE_POINTS: Final = {"create": 3, "update": 2, "delete": 1}
 
 

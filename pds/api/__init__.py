@@ -8,11 +8,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from pds.api import admin, bsky, identity, repo, server, server_account, well_known
+from pds.api import (
+    admin,
+    bsky,
+    identity,
+    migration,
+    repo,
+    server,
+    server_account,
+    well_known,
+)
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (well_known, server, server_account, identity, admin, repo):
+    for module in (well_known, server, server_account, identity, migration, admin, repo):
         module.add_routes(app)
     # Last: it brings the `app.bsky` proxy and the `/xrpc/{nsid}` catch-all (which only sees
     # paths no other route serves), and its own cleanup context, which reads the AppContext.

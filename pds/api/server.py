@@ -1,5 +1,8 @@
 """com.atproto.server: describeServer, createAccount and the session endpoints.
 
+createAccount with a `did` is the first step of a migration to this PDS: it needs a service JWT
+from that DID (minted by its current PDS) and makes a deactivated account (`pds.migration`).
+
 Session responses (createSession, getSession, refreshSession) carry the account's DID document
 (resolved through the cached DID resolver, so its `#atproto_pds` endpoint is this PDS's public
 URL), `active` and, for an inactive account, `status`, as the reference does.
@@ -23,8 +26,10 @@ from pds.accounts import NewAccount
 from pds.api.params import json_body
 from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.tokens import TokenPair
+from pds.auth.verifier import ServiceCredentials
 from pds.context import AppContext, context_of
 from pds.db.accounts import AccountRow
+from pds.migration import InboundMigration, parse_input_did
 from pds.settings import PdsSettings
 
 log = logging.getLogger(__name__)
@@ -64,10 +69,13 @@ def server_description(settings: PdsSettings) -> dict[str, Any]:
 # -- accounts ---------------------------------------------------------------------------------
 async def create_account(request: web.Request) -> web.Response:
     ctx = context_of(request)
-    await ctx.auth.optional_service(request, lxm=nsids.SERVER_CREATE_ACCOUNT)
+    service = await ctx.auth.optional_service(request, lxm=nsids.SERVER_CREATE_ACCOUNT)
     body = await json_body(request)
-    if body.data.get("did") is not None or body.data.get("plcOp") is not None:
-        raise InvalidRequest("Bringing an existing DID to this PDS is not supported")
+    if body.data.get("plcOp") is not None:
+        # As the reference outside entryway deployments: a brought DID's document is updated
+        # later, through submitPlcOperation.
+        raise InvalidRequest('Unsupported input: "plcOp"')
+    raw_did = body.optional_string("did")
     new = NewAccount(
         handle=body.string("handle"),
         password=body.string("password"),
@@ -76,6 +84,8 @@ async def create_account(request: web.Request) -> web.Response:
         recovery_key=_recovery_key(body.optional_string("recoveryKey")),
     )
     await ctx.rate_limiter.consume(request, (rl.CREATE_ACCOUNT, rl.caller_ip(request)))
+    if raw_did is not None:
+        return await _create_migrating_account(ctx, raw_did, service, new)
     created = await ctx.accounts.create_account(new)
     return web.json_response(
         {
@@ -86,6 +96,25 @@ async def create_account(request: web.Request) -> web.Response:
             "refreshJwt": created.tokens.refresh_jwt,
         }
     )
+
+
+async def _create_migrating_account(
+    ctx: AppContext, raw_did: str, service: ServiceCredentials | None, new: NewAccount
+) -> web.Response:
+    """createAccount with an existing DID: a deactivated account (see `pds.migration`)."""
+    did = parse_input_did(raw_did)
+    if service is None or service.did != did:
+        raise AuthenticationRequired(f"Missing auth to create account with did: {did}")
+    migrated = await InboundMigration(ctx.accounts, ctx.did_resolver).create_account(did, new)
+    body: dict[str, Any] = {
+        "handle": migrated.handle,
+        "did": migrated.did,
+        "accessJwt": migrated.tokens.access_jwt,
+        "refreshJwt": migrated.tokens.refresh_jwt,
+    }
+    if migrated.did_doc is not None:
+        body["didDoc"] = migrated.did_doc
+    return web.json_response(body)
 
 
 def _recovery_key(raw: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Short confirmation codes sent by email (account deletion), verifiable without storing them.
+"""Short codes sent by email (account deletion, signing a PLC operation), checked statelessly.
 
 A code is 10 bytes in base32, shown as `XXXX-XXXX-XXXX-XXXX`: the minute it was issued (4 bytes,
 big-endian) and the first 6 bytes of HMAC-SHA256(JWT secret, purpose, DID, minute). It is good
@@ -21,6 +21,7 @@ from typing import Final
 
 TOKEN_TTL_SECONDS: Final = 15 * 60
 PURPOSE_DELETE_ACCOUNT: Final = "delete_account"
+PURPOSE_PLC_OPERATION: Final = "plc_operation"
 _MAC_BYTES: Final = 6
 
 

@@ -96,6 +96,16 @@ account_pref = Table(
     Column("value_json", Text, nullable=False),
 )
 
+reserved_signing_key = Table(
+    "reserved_signing_key",
+    metadata,
+    Column("key_did", String, primary_key=True),  # the public key as a did:key
+    Column("did", String, nullable=True, unique=True),  # the account it was reserved for
+    Column("private_key", LargeBinary, nullable=False),  # K-256 private key bytes
+    Column("created_at", BigInteger, nullable=False),
+    Index(None, "created_at"),
+)
+
 # -- repositories -----------------------------------------------------------------------------
 repo_root = Table(
     "repo_root",
