@@ -12,6 +12,10 @@ may read and update that DID's `RepoState` without locks. For each event type:
 `#sync`    newer than the stored rev: verified; unless it names the root we already have, resync.
 `#account` active: show the DID's check-ins again; deactivated/takendown/suspended: hide them;
            deleted: purge them.
+
+From a PDS source (not a relay), `#commit`, `#sync` and `#account` count only when that PDS is
+the DID's current host (`firehose_consumer.hosting`): an account that moved away keeps emitting
+from its old PDS for a while.
 `#identity` forget the cached DID document, so the next commit is checked against a fresh key.
 
 A repo first seen through a commit whose `since` is set has history the index never saw: it is
@@ -23,9 +27,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from atcore.cid import CID
 from atcore.identity import ResolutionUnavailable
@@ -50,11 +54,13 @@ from firehose_consumer.verify import (
     CommitVerifier,
     ParsedCommit,
     VerificationError,
+    WrongHost,
     check_chain,
     is_stale,
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _DELETED: Final = "deleted"
 
@@ -97,13 +103,14 @@ class EventProcessor:
 
     # -- commits -----------------------------------------------------------------------------
 
-    async def commit(self, event: CommitEvent) -> EventChanges | None:
+    async def commit(self, event: CommitEvent, host: str | None = None) -> EventChanges | None:
+        """`host`: the public URL of the PDS the event came from (None: from a relay)."""
         state = await self.states.get(event.repo)
         if state is not None and (skip := self._skip_reason(state, event.rev)):
             self.metrics.skipped.labels(skip).inc()
             return None
         try:
-            parsed = await self._verified(event)
+            parsed = await self._resolving(lambda: self.verifier.verify_commit(event, host))
         except VerificationError as exc:
             self.metrics.verification_failures.labels(exc.reason).inc()
             log.info("rejected commit %s of %s: %s", event.rev, event.repo, exc)
@@ -133,11 +140,12 @@ class EventProcessor:
             return "stale"
         return None
 
-    async def _verified(self, event: CommitEvent) -> ParsedCommit:
+    async def _resolving(self, step: Callable[[], Awaitable[T]]) -> T:
+        """`step`, tried again with backoff while the DID directory is unreachable."""
         attempt = 1
         while True:
             try:
-                return await self.verifier.verify_commit(event)
+                return await step()
             except ResolutionUnavailable:
                 if attempt >= self.options.resolution_attempts:
                     raise
@@ -250,13 +258,13 @@ class EventProcessor:
 
     # -- other events ------------------------------------------------------------------------
 
-    async def sync(self, event: SyncEvent) -> EventChanges | None:
+    async def sync(self, event: SyncEvent, host: str | None = None) -> EventChanges | None:
         state = await self.states.get(event.did)
         if state is not None and state.point is not None and is_stale(event.rev, state.point):
             self.metrics.skipped.labels("stale").inc()
             return None
         try:
-            commit = await self.verifier.verify_sync(event)
+            commit = await self._resolving(lambda: self.verifier.verify_sync(event, host))
         except VerificationError as exc:
             self.metrics.verification_failures.labels(exc.reason).inc()
             return None
@@ -269,7 +277,16 @@ class EventProcessor:
             return EventChanges(event.did, repo=new_state.row())
         return await self.resync(state, "sync_event")
 
-    async def account(self, event: AccountEvent) -> EventChanges:
+    async def account(self, event: AccountEvent, host: str | None = None) -> EventChanges | None:
+        """A status change; from a PDS source, only if that PDS still hosts the DID.
+
+        A DID that no longer resolves (deleted or tombstoned) or a directory that stays
+        unreachable does not block the event: its own host is the one to say so, and hiding or
+        purging is the safe side.
+        """
+        if host is not None and not await self._may_change_status(event.did, host):
+            self.metrics.skipped.labels(WrongHost.reason).inc()
+            return None
         state = await self.states.get(event.did) or RepoState(event.did, None)
         status = STATUS_ACTIVE if event.active else (event.status or "deactivated")
         return self.account_status(state, active=event.active, status=status)
@@ -290,6 +307,16 @@ class EventProcessor:
         self.states.put(new_state)
         changes.repo = new_state.row()
         return changes
+
+    async def _may_change_status(self, did: str, host: str) -> bool:
+        try:
+            await self._resolving(lambda: self.verifier.check_host(did, host))
+        except WrongHost as exc:
+            log.info("ignored #account of %s: %s", did, exc)
+            return False
+        except (VerificationError, ResolutionUnavailable):
+            pass  # no usable identity, or no answer: nothing shows that another host owns it
+        return True
 
     def identity(self, event: IdentityEvent) -> None:
         self.forget_identity(event.did)

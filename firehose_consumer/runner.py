@@ -56,6 +56,7 @@ from firehose_consumer.events import (
     RepoEvent,
     SyncEvent,
 )
+from firehose_consumer.hosting import HostGuard
 from firehose_consumer.indexer import (
     IndexWriter,
     Submission,
@@ -110,6 +111,11 @@ class Pipeline:
         self.partition = settings.partition
         # Per source (by index, like the queue's frames): the key of its tracker and cursor row.
         self.cursor_keys = tuple(self.partition.cursor_key(s.name) for s in settings.sources)
+        # The public URL of each PDS source, by cursor key (relays: None, nothing to check).
+        self.pds_of_key = {
+            key: source.pds_endpoint
+            for key, source in zip(self.cursor_keys, settings.sources, strict=True)
+        }
         self.writer = IndexWriter(
             engine, trackers, states, metrics,
             WriterOptions(max_batch_events=settings.batch_max_events,
@@ -121,7 +127,11 @@ class Pipeline:
         catalog = Catalog.from_directory(settings.lexicon_dir)
         self.processor = EventProcessor(
             states=states,
-            verifier=CommitVerifier(self.resolver, verify_signatures=settings.verify_signatures),
+            verifier=CommitVerifier(
+                self.resolver,
+                verify_signatures=settings.verify_signatures,
+                hosts=HostGuard(self.resolver),
+            ),
             fetcher=RepoFetcher(
                 session,
                 self.resolver,
@@ -342,7 +352,8 @@ class Pipeline:
             return
         event = item.event
         try:
-            changes = await until_database_answers(partial(self._handle, event), self.metrics)
+            handle = partial(self._handle, event, self.pds_of_key[item.source])
+            changes = await until_database_answers(handle, self.metrics)
         except Exception:  # never let one event wedge the cursor; CancelledError passes
             log.exception("processing %s seq %s failed", type(event).__name__, event.seq)
             self.metrics.invalid.labels("processing_error").inc()
@@ -350,13 +361,13 @@ class Pipeline:
         self.metrics.observe_time(item.source, _event_time(event.time))
         self.writer.submit(Submission(item.source, event.seq, changes))
 
-    async def _handle(self, event: RepoEvent) -> Any:
+    async def _handle(self, event: RepoEvent, host: str | None) -> Any:
         if isinstance(event, CommitEvent):
-            return await self.processor.commit(event)
+            return await self.processor.commit(event, host)
         if isinstance(event, SyncEvent):
-            return await self.processor.sync(event)
+            return await self.processor.sync(event, host)
         if isinstance(event, AccountEvent):
-            return await self.processor.account(event)
+            return await self.processor.account(event, host)
         self.processor.identity(event)
         return None
 

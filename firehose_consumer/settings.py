@@ -21,6 +21,10 @@ Variables (defaults in brackets):
 - CONSUMER_RESYNC_NEW_REPOS [true]: `getRepo` a repo first seen mid-history;
 - CONSUMER_BACKFILL_ON_OUTDATED [true]: `listRepos` + `getRepo` after `#info OutdatedCursor`;
 - CONSUMER_RESYNC_CONCURRENCY [4]: parallel `getRepo` fetches;
+- CONSUMER_PDS_SOURCES [none]: comma-separated `source=public URL` (or a bare `source` when the
+  two are the same) for the FIREHOSE_SERVICES that are PDSes rather than relays: `#commit`,
+  `#sync` and `#account` events from such a source count only for DIDs whose document names that
+  public URL as their PDS (see `firehose_consumer.hosting`);
 - CONSUMER_PARTITION [0/1: everything]: `i/n` indexes only the repos whose DID hashes to `i` of
   `n` (see `firehose_consumer.partition`); run n processes, 0/n .. n-1/n, on one index.
 
@@ -31,13 +35,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
 from atcore.index.engine import DEFAULT_URL, IndexDatabaseError, parse_database_url
 from atcore.nsids import SYNC_SUBSCRIBE_REPOS
+from firehose_consumer.hosting import canonical_endpoint
 from firehose_consumer.partition import WHOLE, Partition, PartitionError
 
 DEFAULT_PLC_URL: Final = "https://plc.directory"
@@ -52,10 +57,15 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One subscribeRepos service: its cursor key, WebSocket URL and HTTP base."""
+    """One subscribeRepos service: its cursor key, WebSocket URL and HTTP base.
+
+    `pds_endpoint` is set for a PDS (not a relay): the canonical public URL its accounts' DID
+    documents name, against which its events are checked.
+    """
 
     name: str  # canonical: scheme://host[:port] with ws/wss
     http_base: str
+    pds_endpoint: str | None = None
 
     @property
     def subscribe_url(self) -> str:
@@ -78,6 +88,30 @@ def parse_source(text: str) -> Source:
         name=f"{'wss' if secure else 'ws'}://{netloc}",
         http_base=f"{'https' if secure else 'http'}://{netloc}",
     )
+
+
+def with_pds_endpoints(sources: tuple[Source, ...], spec: str) -> tuple[Source, ...]:
+    """Mark the sources CONSUMER_PDS_SOURCES names as PDSes with their public URLs."""
+    by_name = {source.name: source for source in sources}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        source_text, _, public = item.partition("=")
+        try:
+            source = parse_source(source_text)
+        except SettingsError:
+            raise SettingsError(f"CONSUMER_PDS_SOURCES: not a source URL: {item!r}") from None
+        if source.name not in by_name:
+            raise SettingsError(
+                f"CONSUMER_PDS_SOURCES: {source_text.strip()!r} is not one of FIREHOSE_SERVICES"
+            )
+        endpoint = canonical_endpoint(public if public.strip() else source.http_base)
+        if endpoint is None:
+            raise SettingsError(f"CONSUMER_PDS_SOURCES: not an http(s) URL: {public.strip()!r}")
+        if by_name[source.name].pds_endpoint is not None:
+            raise SettingsError(f"CONSUMER_PDS_SOURCES: {source.name} is listed twice")
+        by_name[source.name] = replace(by_name[source.name], pds_endpoint=endpoint)
+    return tuple(by_name[source.name] for source in sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +149,7 @@ class ConsumerSettings:
             raise SettingsError("FIREHOSE_SERVICES: give at least one subscribeRepos service")
         if len({s.name for s in sources}) != len(sources):
             raise SettingsError("FIREHOSE_SERVICES: a service is listed twice")
+        sources = with_pds_endpoints(sources, env.get("CONSUMER_PDS_SOURCES", ""))
         database_url = env.get("DATABASE_URL", DEFAULT_URL)
         try:
             parse_database_url(database_url)

@@ -2,6 +2,8 @@
 
 The checks, in the order `CommitVerifier` applies them (see the sync spec's validation list):
 
+0. for an event from a PDS source (`CONSUMER_PDS_SOURCES`), that PDS is the DID's current host
+   (`WrongHost`; `firehose_consumer.hosting`);
 1. the CAR slice parses, its first root is the event's `commit`, and the commit block decodes as
    a signed v3 commit whose `did` and `rev` equal the event's (`FieldMismatch`);
 2. `rev` is not in the future beyond `max_clock_drift` (`FutureRev`);
@@ -36,6 +38,7 @@ from atcore.mst import MSTError, invert_commit
 from atcore.syntax import InvalidSyntax
 from atcore.tid import tid_to_parts
 from firehose_consumer.events import CommitEvent, SyncEvent
+from firehose_consumer.hosting import HostGuard
 
 DEFAULT_MAX_CLOCK_DRIFT_S: Final = 300.0
 
@@ -58,6 +61,12 @@ class BadSignature(VerificationError):
 
 class IdentityUnusable(VerificationError):
     reason = "identity_unusable"
+
+
+class WrongHost(VerificationError):
+    """From a PDS source that is not the DID's current PDS (`firehose_consumer.hosting`)."""
+
+    reason = "wrong_host"
 
 
 class InversionFailed(VerificationError):
@@ -185,8 +194,21 @@ class CommitVerifier:
     keys: KeySource
     verify_signatures: bool = True
     max_clock_drift_s: float = DEFAULT_MAX_CLOCK_DRIFT_S
+    hosts: HostGuard | None = None
 
-    async def verify_commit(self, event: CommitEvent) -> ParsedCommit:
+    async def check_host(self, did: str, host: str | None) -> None:
+        """Step 0: `host` is the event's PDS source's public URL (None for a relay)."""
+        if host is None or self.hosts is None:
+            return
+        try:
+            actual = await self.hosts.elsewhere(did, host)
+        except (DidNotFound, InvalidDidDocument, UnsupportedDidMethod) as exc:
+            raise IdentityUnusable(f"{did}: {exc}") from exc
+        if actual is not None:
+            raise WrongHost(f"{did} is hosted at {actual}, not at the source {host}")
+
+    async def verify_commit(self, event: CommitEvent, host: str | None = None) -> ParsedCommit:
+        await self.check_host(event.repo, host)
         parsed = parse_commit_event(event)
         check_rev_time(event.rev, max_drift_s=self.max_clock_drift_s)
         if self.verify_signatures:
@@ -194,7 +216,8 @@ class CommitVerifier:
         check_inversion(parsed)
         return parsed
 
-    async def verify_sync(self, event: SyncEvent) -> SignedCommit:
+    async def verify_sync(self, event: SyncEvent, host: str | None = None) -> SignedCommit:
+        await self.check_host(event.did, host)
         commit = parse_sync_event(event)
         check_rev_time(event.rev, max_drift_s=self.max_clock_drift_s)
         if self.verify_signatures:

@@ -44,7 +44,9 @@ SETTINGS_SOURCES = {
     "feedgen": ("feedgen/settings.py", "feedgen/__main__.py"),
 }
 _ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
-_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+# An innermost `${...}`: its argument holds no further `$`, so nested defaults resolve inside out.
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^${}]*))?\}")
+_ESCAPED_DOLLAR = "\x00"
 
 
 # -- loading and interpolating ---------------------------------------------------------------------
@@ -87,11 +89,10 @@ def dotenv() -> dict[str, str]:
 
 
 def interpolate(text: str, variables: Mapping[str, str]) -> str:
-    """Compose's `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?error}`, `$$`."""
+    """Compose's `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?error}`, `$$`,
+    with defaults that are themselves interpolated (`${A:-x${B}}`)."""
 
     def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
         name, operator, argument = match.group(1), match.group(2), match.group(3)
         value = variables.get(name)
         unset_or_empty = not value if operator and operator.startswith(":") else value is None
@@ -105,7 +106,10 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
             return "" if unset_or_empty else argument
         return value or ""
 
-    return _INTERPOLATION.sub(replace, text)
+    text = text.replace("$$", _ESCAPED_DOLLAR)
+    while (expanded := _INTERPOLATION.sub(replace, text)) != text:
+        text = expanded
+    return text.replace(_ESCAPED_DOLLAR, "$")
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:
@@ -284,6 +288,8 @@ def consumer_services() -> dict[str, dict[str, Any]]:
 def test_consumer_settings_build_and_write_to_the_cluster_as_the_writer(name: str) -> None:
     settings = ConsumerSettings.from_env(environment(services()[name]))
     assert [s.name for s in settings.sources] == ["ws://pds:2583"]
+    # The pds service's events are checked against the public URL its DID documents name.
+    assert settings.sources[0].pds_endpoint == f"https://{dotenv()['PDS_HOSTNAME'].lower()}"
     backend, url = parse_database_url(settings.database_url)
     assert backend is Backend.COCKROACHDB
     assert url.username == "skyspot_writer"

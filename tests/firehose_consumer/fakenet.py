@@ -94,6 +94,11 @@ class PlcDirectory(Server):
         )
         await self._submit(did, op)
 
+    async def move(self, did: str, rotation: Keypair, pds_url: str) -> None:
+        """The DID now names another PDS (the last step of an account migration)."""
+        await self._submit(did, create_update_op(self._ops[did], signer=rotation,
+                                                 pds_endpoint=pds_url))  # fmt: skip
+
     async def _submit(self, did: str, op: Any) -> None:
         async with (
             aiohttp.ClientSession() as session,
