@@ -19,7 +19,7 @@ from feedgen.context import open_reader
 from feedgen.db.engine_reader import EngineReader
 from feedgen.db.queries import IndexReader
 from tests.feedgen.support import Index, open_index
-from tests.pg import PgCluster, pg_available
+from tests.pg import PgCluster, pg_cluster  # noqa: F401 - the session's cluster (fixture)
 
 
 @dataclass
@@ -35,19 +35,6 @@ def runner() -> Iterator[asyncio.Runner]:
         yield loop_runner
 
 
-@pytest.fixture(scope="module")
-def module_pg() -> Iterator[PgCluster]:
-    reason = pg_available()
-    if reason is not None:
-        pytest.skip(reason)
-    cluster = PgCluster()
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
-
-
 @pytest.fixture(scope="module", params=["sqlite-threads", "sqlite-engine", "postgresql"])
 def indexed(
     request: pytest.FixtureRequest,
@@ -57,7 +44,7 @@ def indexed(
     """A migrated index and a feed reader on it, usable from `runner.run(...)`."""
     directory = tmp_path_factory.mktemp("index")
     if request.param == "postgresql":
-        cluster: PgCluster = request.getfixturevalue("module_pg")
+        cluster: PgCluster = request.getfixturevalue("pg_cluster")
         index = runner.run(open_index(directory, cluster.url(cluster.create_database())))
     else:
         index = runner.run(open_index(directory))
