@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -168,7 +167,7 @@ async def test_migrate_an_account_from_a_to_b(
         account_frames = [f.body for f in frames if f.type == "#account"]
         assert account_frames[-1]["active"] is True
         sync = [f.body for f in frames if f.type == "#sync"][-1]
-        roots, blocks = read_car(sync["blocks"])
+        roots, _ = read_car(sync["blocks"])
         assert roots == [commit.cid]
         assert sync["rev"] == commit.rev
 
@@ -181,7 +180,7 @@ async def test_migrate_an_account_from_a_to_b(
         prefs = (
             await xb.query(
                 nsids.BSKY_ACTOR_GET_PREFERENCES,
-                headers={"Authorization": f"Bearer {new._session.access_jwt}"},  # noqa: SLF001
+                headers=bearer((await xb.login(did, account.password)).ok()["accessJwt"]),
             )
         ).ok()
         assert prefs["preferences"] == PREFERENCES
@@ -195,7 +194,8 @@ async def test_migrate_an_account_from_a_to_b(
             )
         )
         after = await records_of(xb, did)
-        assert created.uri in after and len(after) == 5
+        assert created.uri in after
+        assert len(after) == len(before) + 1
         car = new.com.atproto.sync.get_repo(models.ComAtprotoSyncGetRepo.Params(did=did))
         verify_repo_car(car, did, parse_did_key(new_key))
 
@@ -245,7 +245,7 @@ async def migrate(
     prefs = (
         await xa.query(nsids.BSKY_ACTOR_GET_PREFERENCES, headers=bearer(account.access_jwt))
     ).ok()
-    new_bearer = {"Authorization": f"Bearer {new._session.access_jwt}"}  # noqa: SLF001
+    new_bearer = bearer((await xb.login(did, account.password)).ok()["accessJwt"])
     put = await xb.procedure(nsids.BSKY_ACTOR_PUT_PREFERENCES, prefs, headers=new_bearer)
     assert put.status == 200, put.body
 
