@@ -114,7 +114,7 @@ async def test_create_account_registers_the_did_and_sequences_events(
         ({"handle": 42}, "InvalidRequest"),
         ({"password": None}, "InvalidRequest"),
         ({"email": ["a@b.c"]}, "InvalidRequest"),
-        ({"did": "did:plc:abcdefghijklmnopqrstuvwx"}, "InvalidRequest"),
+        ({"plcOp": {"type": "plc_operation"}}, "InvalidRequest"),
         ({"recoveryKey": "did:key:zNotAKey"}, "InvalidRequest"),
     ],
 )
