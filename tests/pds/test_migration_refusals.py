@@ -22,6 +22,7 @@ from atcore.car import write_car
 from atcore.cid import CID
 from atcore.commit import UnsignedCommit, sign
 from atcore.crypto import K256Keypair, parse_did_key
+from atcore.datajson import BlobRef
 from atcore.identity.plc import (
     PlcOperation,
     create_genesis_op,
@@ -37,6 +38,7 @@ from pds.auth.service_jwt import create_service_jwt
 from tests.pds.migration_support import TwoPds, start_two_pds
 from tests.pds.repo_support import verify_repo_car
 from tests.pds.stack import create_account, unique_name
+from tests.pds.test_blobs_api import make_png
 from tests.pds.xrpc_client import Reply, Xrpc, bearer
 
 CAR = {"Content-Type": "application/vnd.ipld.car"}
@@ -352,3 +354,40 @@ async def test_sign_plc_operation_needs_the_mailed_token(
     assert signed["operation"]["services"]["atproto_pds"]["endpoint"] == a.pds_url
     anonymous = await xa.procedure(nsids.IDENTITY_REQUEST_PLC_SIGNATURE, {})
     assert anonymous.status == 401
+
+
+async def test_blob_uploaded_before_the_import_is_kept(
+    two_pds: TwoPds, http: aiohttp.ClientSession
+) -> None:
+    xb = Xrpc(http, two_pds.b)
+    own, token = await migrated_in(http, two_pds)
+    png = make_png(20, 10, seed=3)
+    uploaded = await xb.request(
+        "POST",
+        nsids.xrpc_path(nsids.REPO_UPLOAD_BLOB),
+        data=png,
+        headers={"Content-Type": "image/png", **bearer(token)},
+    )
+    blob = uploaded.ok()["blob"]
+    record = {**post("with a photo"), "embed": {"$type": "app.bsky.embed.images", "images": []}}
+    record["embed"]["images"].append({"alt": "noise", "image": BlobRef.from_json(blob).to_data()})
+    car = repo_car(own.did, own.signing, {"app.bsky.feed.post/3kaaaaaaaaab2": record})
+    reply = await xb.request(
+        "POST",
+        nsids.xrpc_path(nsids.REPO_IMPORT_REPO),
+        data=car,
+        headers={**CAR, **bearer(token)},
+    )
+    assert reply.status == 200, reply.body
+    missing = await xb.query(nsids.REPO_LIST_MISSING_BLOBS, headers=bearer(token))
+    assert missing.ok()["blobs"] == []
+    status = await status_of(xb, token)
+    assert (status["expectedBlobs"], status["importedBlobs"]) == (1, 1)
+    params = {"did": own.did, "cid": blob["ref"]["$link"]}
+    async with http.get(
+        two_pds.b.pds_url + nsids.xrpc_path(nsids.SYNC_GET_BLOB),
+        params=params,
+        headers=bearer(token),
+    ) as response:
+        assert response.status == 200
+        assert await response.read() == png
