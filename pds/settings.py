@@ -30,6 +30,7 @@ DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS = 3600
 # One subscriber's outbox: how far it may fall behind the live stream before ConsumerTooSlow.
 DEFAULT_FIREHOSE_BUFFER_EVENTS = 5000
 DEFAULT_FIREHOSE_BUFFER_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_REPO_IMPORT_SIZE = 100 * 1024 * 1024  # bytes of CAR one importRepo may carry
 SECRETS_FILE = "secrets.json"
 
 
@@ -126,6 +127,9 @@ class PdsSettings:
     sequencer_prune_interval_seconds: int = DEFAULT_SEQUENCER_PRUNE_INTERVAL_SECONDS
     firehose_buffer_events: int = DEFAULT_FIREHOSE_BUFFER_EVENTS
     firehose_buffer_bytes: int = DEFAULT_FIREHOSE_BUFFER_BYTES
+    # Account migration into this PDS (com.atproto.repo.importRepo).
+    accepting_repo_imports: bool = True
+    max_repo_import_size: int = DEFAULT_MAX_REPO_IMPORT_SIZE
     # describeServer `links` / `contact`
     privacy_policy_url: str | None = None
     terms_of_service_url: str | None = None
@@ -197,6 +201,10 @@ class PdsSettings:
             ),
             firehose_buffer_bytes=_positive_int(
                 env, "PDS_FIREHOSE_BUFFER_BYTES", DEFAULT_FIREHOSE_BUFFER_BYTES
+            ),
+            accepting_repo_imports=_bool(env, "PDS_ACCEPTING_REPO_IMPORTS", True),
+            max_repo_import_size=_positive_int(
+                env, "PDS_MAX_REPO_IMPORT_SIZE", DEFAULT_MAX_REPO_IMPORT_SIZE
             ),
             privacy_policy_url=_url(env, "PDS_PRIVACY_POLICY_URL"),
             terms_of_service_url=_url(env, "PDS_TERMS_OF_SERVICE_URL"),

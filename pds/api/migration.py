@@ -36,7 +36,6 @@ from pds.repo.errors import RepoError
 from pds.repo.importer import RepoImporter
 
 CAR_MIME: Final = "application/vnd.ipld.car"
-MAX_IMPORT_BYTES: Final = 100 * 1024 * 1024
 _READ_CHUNK: Final = 256 * 1024
 
 
@@ -69,12 +68,15 @@ async def reserve_signing_key(request: web.Request) -> web.Response:
 async def import_repo(request: web.Request) -> web.Response:
     ctx = context_of(request)
     credentials = await ctx.auth.access(request, scopes=ACCESS_FULL, check_takedown=True)
+    if not ctx.settings.accepting_repo_imports:
+        raise InvalidRequest("Service is not accepting repo imports")
     if request.content_type != CAR_MIME:
         raise InvalidRequest(f"Wrong request encoding (Content-Type): expected {CAR_MIME}")
-    if request.content_length is not None and request.content_length > MAX_IMPORT_BYTES:
-        raise PayloadTooLarge(f"request entity too large (the limit is {MAX_IMPORT_BYTES} bytes)")
+    limit = ctx.settings.max_repo_import_size
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"request entity too large (the limit is {limit} bytes)")
     await ctx.rate_limiter.consume(request, (rl.IMPORT_REPO, credentials.did))
-    car = await _read_car_body(request)
+    car = await _read_car_body(request, limit)
     try:
         await RepoImporter(ctx.repo_writer).import_car(credentials.did, car)
     except RepoError as exc:
@@ -82,14 +84,12 @@ async def import_repo(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-async def _read_car_body(request: web.Request) -> bytes:
+async def _read_car_body(request: web.Request, limit: int) -> bytes:
     buffer = bytearray()
     async for chunk in request.content.iter_chunked(_READ_CHUNK):
         buffer += chunk
-        if len(buffer) > MAX_IMPORT_BYTES:
-            raise PayloadTooLarge(
-                f"request entity too large (the limit is {MAX_IMPORT_BYTES} bytes)"
-            )
+        if len(buffer) > limit:
+            raise PayloadTooLarge(f"request entity too large (the limit is {limit} bytes)")
     if not buffer:
         raise InvalidRequest("Request body is empty: expected a CAR file")
     return bytes(buffer)

@@ -38,7 +38,9 @@ class TwoPds:
     plc_url: str
 
 
-def _pds_settings(data_dir: Path, name: str, host: str, port: int, plc_url: str) -> PdsSettings:
+def _pds_settings(
+    data_dir: Path, name: str, host: str, port: int, plc_url: str, **env: str
+) -> PdsSettings:
     return PdsSettings.from_env(
         {
             "PDS_DEV_MODE": "true",
@@ -47,19 +49,21 @@ def _pds_settings(data_dir: Path, name: str, host: str, port: int, plc_url: str)
             "PDS_PORT": str(port),
             "PDS_DATA_DIRECTORY": str(data_dir / name),
             "PDS_DID_PLC_URL": plc_url,
+            **env,
         }
     )
 
 
 @contextmanager
-def start_two_pds(data_dir: Path) -> Iterator[TwoPds]:
-    """PLC + PDS A (localhost) + PDS B (127.0.0.1), each with its own rotation key."""
+def start_two_pds(data_dir: Path, **b_env: str) -> Iterator[TwoPds]:
+    """PLC + PDS A (localhost) + PDS B (127.0.0.1), each with its own rotation key; `b_env`
+    overrides B's settings."""
     plc_sock, a_sock, b_sock = _bound_socket(), _bound_socket(), _bound_socket()
     plc_port = plc_sock.getsockname()[1]
     plc_url = f"http://127.0.0.1:{plc_port}"
     plc_settings = PlcSettings(host="127.0.0.1", port=plc_port, data_directory=data_dir / "plc")
     a = _pds_settings(data_dir, "pds-a", "localhost", a_sock.getsockname()[1], plc_url)
-    b = _pds_settings(data_dir, "pds-b", "127.0.0.1", b_sock.getsockname()[1], plc_url)
+    b = _pds_settings(data_dir, "pds-b", "127.0.0.1", b_sock.getsockname()[1], plc_url, **b_env)
     assert a.plc_rotation_key_hex != b.plc_rotation_key_hex
     server = _ServerThread(
         [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -391,3 +392,29 @@ async def test_blob_uploaded_before_the_import_is_kept(
     ) as response:
         assert response.status == 200
         assert await response.read() == png
+
+
+@pytest.mark.parametrize(
+    ("env", "status", "message"),
+    [
+        ({"PDS_ACCEPTING_REPO_IMPORTS": "false"}, 400, "not accepting repo imports"),
+        ({"PDS_MAX_REPO_IMPORT_SIZE": "600"}, 413, "the limit is 600 bytes"),
+    ],
+)
+async def test_operator_can_close_or_bound_repo_imports(
+    tmp_path: Path, http: aiohttp.ClientSession, env: dict[str, str], status: int, message: str
+) -> None:
+    with start_two_pds(tmp_path, **env) as pds:
+        xb = Xrpc(http, pds.b)
+        own, token = await migrated_in(http, pds)
+        before = await status_of(xb, token)
+        records = {f"app.bsky.feed.post/3kaaaaaaaaa{i}a": post("x" * 40) for i in range(2, 8)}
+        car = repo_car(own.did, own.signing, records)
+        assert len(car) > 600
+        reply = await xb.request(
+            "POST", nsids.xrpc_path(nsids.REPO_IMPORT_REPO), data=car,
+            headers={**CAR, **bearer(token)},
+        )  # fmt: skip
+        assert reply.status == status, reply.body
+        assert message in reply.body["message"]
+        assert await status_of(xb, token) == before
