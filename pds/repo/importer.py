@@ -72,6 +72,7 @@ class VerifiedRepo:
 
     did: Did
     data: CID
+    rev: str  # the imported commit's: the re-signed head must come after it
     node_blocks: dict[CID, bytes]
     record_blocks: dict[CID, bytes]
     records: list[ImportedRecord]
@@ -107,7 +108,7 @@ def verify_repo_car(car: bytes, did: Did) -> VerifiedRepo:
         raise ImportRejected(f"The repository's tree is incomplete or malformed: {exc}") from exc
     if not canonical:
         raise ImportRejected("The repository's tree is not in its canonical shape")
-    return _collect_records(did, commit.data, items, blocks, node_blocks)
+    return _collect_records(did, commit, items, blocks, node_blocks)
 
 
 def _root_commit(blocks: dict[CID, bytes], root: CID) -> SignedCommit:
@@ -122,7 +123,7 @@ def _root_commit(blocks: dict[CID, bytes], root: CID) -> SignedCommit:
 
 def _collect_records(
     did: Did,
-    data: CID,
+    commit: SignedCommit,
     items: list[tuple[str, CID]],
     blocks: dict[CID, bytes],
     node_blocks: dict[CID, bytes],
@@ -146,7 +147,9 @@ def _collect_records(
         records.append(ImportedRecord(uri, str(cid), collection, rkey))
         refs = {str(ref.ref) for ref in iter_blob_refs(value, include_legacy=True)}
         record_blobs.extend((ref, uri) for ref in sorted(refs))
-    return VerifiedRepo(did, data, node_blocks, record_blocks, records, record_blobs)
+    return VerifiedRepo(
+        did, commit.data, str(commit.rev), node_blocks, record_blocks, records, record_blobs
+    )
 
 
 def _split_path(path: str) -> tuple[str, str]:
@@ -184,7 +187,8 @@ class RepoImporter:
                 raise AccountActive(
                     "A repository can only be imported while the account is deactivated"
                 )
-            rev = next_rev(self.writer.clock, head[1])
+            # Revs only ever grow for a DID, across hosts too: after ours and the imported one.
+            rev = next_rev(self.writer.clock, max(head[1], repo.rev))
             keypair = K256Keypair.from_private_bytes(account.signing_key)
             commit = sign(UnsignedCommit(did=did, data=repo.data, rev=rev), keypair)
             commit_block = commit.encode()

@@ -32,8 +32,8 @@ from atcore.identity.plc import (
     op_to_json,
 )
 from atcore.mst import MST
-from atcore.syntax import parse_did
-from atcore.tid import TidClock
+from atcore.syntax import parse_did, parse_tid
+from atcore.tid import TidClock, tid_from_parts, tid_to_parts
 from pds.auth.email_tokens import PURPOSE_PLC_OPERATION, EmailTokens
 from pds.auth.service_jwt import create_service_jwt
 from tests.pds.migration_support import TwoPds, start_two_pds
@@ -107,12 +107,15 @@ async def migrated_in(http: aiohttp.ClientSession, pds: TwoPds) -> tuple[OwnDid,
     return own, reply.ok()["accessJwt"]
 
 
-def repo_car(did: str, key: K256Keypair, records: dict[str, dict[str, Any]]) -> bytes:
-    """A signed repository export built with atcore alone."""
+def repo_car(
+    did: str, key: K256Keypair, records: dict[str, dict[str, Any]], rev: str | None = None
+) -> bytes:
+    """A signed repository export built with atcore alone (`rev`: its commit's, else now)."""
     blocks = {path: dagcbor.encode(value) for path, value in records.items()}
     cids = {path: CID.for_dag_cbor(block) for path, block in blocks.items()}
     tree = MST.from_items(cids.items())
-    unsigned = UnsignedCommit(did=parse_did(did), data=tree.root_cid(), rev=TidClock().next())
+    commit_rev = TidClock().next() if rev is None else parse_tid(rev)
+    unsigned = UnsignedCommit(did=parse_did(did), data=tree.root_cid(), rev=commit_rev)
     commit = sign(unsigned, key)
     commit_block = commit.encode()
     commit_cid = CID.for_dag_cbor(commit_block)
@@ -418,3 +421,21 @@ async def test_operator_can_close_or_bound_repo_imports(
         assert reply.status == status, reply.body
         assert message in reply.body["message"]
         assert await status_of(xb, token) == before
+
+
+async def test_imported_head_comes_after_the_imported_rev(
+    two_pds: TwoPds, http: aiohttp.ClientSession
+) -> None:
+    """Revs grow for a DID across hosts: an export whose rev is ahead of this PDS's clock (the
+    old host's clock ran fast) still gets a newer head here."""
+    xb = Xrpc(http, two_pds.b)
+    own, token = await migrated_in(http, two_pds)
+    now_us, _ = tid_to_parts(str(TidClock().next()))
+    ahead = str(tid_from_parts(now_us + 120_000_000, 7))  # two minutes ahead
+    car = repo_car(own.did, own.signing, {"app.bsky.feed.post/3kaaaaaaaaaa2": post("x")}, ahead)
+    reply = await xb.request(
+        "POST", nsids.xrpc_path(nsids.REPO_IMPORT_REPO), data=car,
+        headers={**CAR, **bearer(token)},
+    )  # fmt: skip
+    assert reply.status == 200, reply.body
+    assert (await status_of(xb, token))["repoRev"] > ahead
