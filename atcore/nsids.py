@@ -35,6 +35,8 @@ SERVER_REQUEST_EMAIL_CONFIRMATION: Final = "com.atproto.server.requestEmailConfi
 SERVER_REQUEST_EMAIL_UPDATE: Final = "com.atproto.server.requestEmailUpdate"
 SERVER_UPDATE_EMAIL: Final = "com.atproto.server.updateEmail"
 SERVER_RESERVE_SIGNING_KEY: Final = "com.atproto.server.reserveSigningKey"
+SERVER_REQUEST_PASSWORD_RESET: Final = "com.atproto.server.requestPasswordReset"
+SERVER_RESET_PASSWORD: Final = "com.atproto.server.resetPassword"
 
 # -- com.atproto.identity ---------------------------------------------------------------------
 IDENTITY_RESOLVE_HANDLE: Final = "com.atproto.identity.resolveHandle"

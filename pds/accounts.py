@@ -48,7 +48,7 @@ from pds.auth import passwords
 from pds.auth.tokens import AuthScope, TokenIssuer, TokenPair
 from pds.blobstore.contract import BlobStore
 from pds.db import accounts as q
-from pds.db import invites
+from pds.db import email_tokens, invites
 from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.plc_client import PlcClient, PlcClientError
@@ -351,6 +351,7 @@ class AccountManager:
                 raise InvalidRequest("Account not found", error="AccountNotFound")
             await q.update_password(conn, did, hashed)
             await q.delete_refresh_tokens_of(conn, did)
+            await email_tokens.delete_token(conn, email_tokens.PURPOSE_RESET_PASSWORD, did)
 
     # -- deletion ---------------------------------------------------------------------------------
     async def delete_account(self, did: Did) -> None:

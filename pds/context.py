@@ -32,6 +32,7 @@ from pds.db import accounts as account_queries
 from pds.db.engine import Database
 from pds.handles import HandlePolicy
 from pds.mailer import LogMailer, Mailer
+from pds.password_reset import PasswordResets
 from pds.plc_client import PlcClient
 from pds.proxy import ServiceProxy, proxy_config
 from pds.ratelimit import RateLimiter
@@ -57,6 +58,7 @@ class AppContext:
     accounts: AccountManager
     email_tokens: EmailTokens
     mailer: Mailer
+    password_resets: PasswordResets
     rate_limiter: RateLimiter
     catalog: Catalog
     """The lexicons under `LEXICON_DIR`: write validation and app.bsky parameter checks."""
@@ -142,6 +144,7 @@ def _wire(
         sequencer=sequencer,
         blobstore=blobstore,
     )
+    mailer = LogMailer()
     return AppContext(
         settings=settings,
         db=db,
@@ -163,7 +166,8 @@ def _wire(
         sessions=SessionManager(db, tokens),
         accounts=accounts,
         email_tokens=EmailTokens(settings.jwt_secret),
-        mailer=LogMailer(),
+        mailer=mailer,
+        password_resets=PasswordResets(db=db, mailer=mailer),
         rate_limiter=rate_limiter,
         catalog=catalog,
         proxy=ServiceProxy(proxy_config(settings), did_resolver),

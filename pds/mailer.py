@@ -1,4 +1,4 @@
-"""Outgoing account email (deletion codes, PLC operation signature codes).
+"""Outgoing account email (deletion, PLC operation signature and password reset codes).
 
 No SMTP transport is configured in this deployment's settings, so `LogMailer` writes each message
 to the `pds.mailer` log at WARNING level, the way the reference PDS's dev mailer does; an
@@ -19,6 +19,8 @@ class Mailer(Protocol):
 
     async def send_plc_operation(self, *, to: str, token: str) -> None: ...
 
+    async def send_reset_password(self, *, to: str, handle: str, token: str) -> None: ...
+
 
 class LogMailer:
     async def send_account_delete(self, *, to: str, token: str) -> None:
@@ -26,3 +28,6 @@ class LogMailer:
 
     async def send_plc_operation(self, *, to: str, token: str) -> None:
         log.warning("PLC operation signature code for %s: %s", to, token)
+
+    async def send_reset_password(self, *, to: str, handle: str, token: str) -> None:
+        log.warning("password reset code for %s (%s): %s", to, handle, token)

@@ -63,6 +63,9 @@ UPLOAD_BLOB: Final = RateLimit("uploadBlob", DAY, 1000)
 REPO_WRITE_HOUR: Final = RateLimit("repo-write-hour", HOUR, 5000)
 REPO_WRITE_DAY: Final = RateLimit("repo-write-day", DAY, 35000)
 SYNC_GET_REPO: Final = RateLimit("getRepo", 5 * MINUTE, 6000)
+REQUEST_PASSWORD_RESET_HOUR: Final = RateLimit("requestPasswordReset-hour", HOUR, 15)
+REQUEST_PASSWORD_RESET_DAY: Final = RateLimit("requestPasswordReset-day", DAY, 50)
+RESET_PASSWORD: Final = RateLimit("resetPassword", 5 * MINUTE, 50)
 # Ours (the reference has none for these): account migration endpoints that mail a code, check
 # one, mint keys without authentication, or rewrite a whole repository.
 RESERVE_SIGNING_KEY: Final = RateLimit("reserveSigningKey", 5 * MINUTE, 100)

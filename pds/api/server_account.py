@@ -1,4 +1,5 @@
-"""com.atproto.server: app passwords, service auth, account status, deletion, invite codes.
+"""com.atproto.server: app passwords, service auth, account status, password reset, deletion,
+invite codes.
 
 getServiceAuth follows the reference's rules: `aud` must be a DID (or `did#service`), `exp` at
 most an hour ahead (a minute when no `lxm` is named), account-management methods cannot be
@@ -20,6 +21,7 @@ from atcore import nsids
 from atcore.syntax import Datetime, InvalidSyntax, is_valid_nsid, parse_datetime
 from atcore.xrpc import AuthenticationRequired, InvalidRequest
 from pds import ratelimit as rl
+from pds.accounts import MAX_EMAIL_LENGTH
 from pds.api.params import (
     json_body,
     optional_json_body,
@@ -37,6 +39,8 @@ from pds.db import moderation
 
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
 SERVICE_AUTH_NO_LXM_MAX_SECONDS: Final = 60
+RESET_TOKEN_INPUT_MAX_LENGTH: Final = 64
+"""Longest `token` read at all (a code is 11 characters, typed with a few spaces at most)."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -48,6 +52,8 @@ def add_routes(app: web.Application) -> None:
     router.add_get(nsids.xrpc_path(nsids.SERVER_CHECK_ACCOUNT_STATUS), check_account_status)
     router.add_post(nsids.xrpc_path(nsids.SERVER_ACTIVATE_ACCOUNT), activate_account)
     router.add_post(nsids.xrpc_path(nsids.SERVER_DEACTIVATE_ACCOUNT), deactivate_account)
+    router.add_post(nsids.xrpc_path(nsids.SERVER_REQUEST_PASSWORD_RESET), request_password_reset)
+    router.add_post(nsids.xrpc_path(nsids.SERVER_RESET_PASSWORD), reset_password)
     router.add_post(nsids.xrpc_path(nsids.SERVER_REQUEST_ACCOUNT_DELETE), request_account_delete)
     router.add_post(nsids.xrpc_path(nsids.SERVER_DELETE_ACCOUNT), delete_account)
     router.add_post(nsids.xrpc_path(nsids.SERVER_CREATE_INVITE_CODE), create_invite_code)
@@ -175,6 +181,28 @@ async def deactivate_account(request: web.Request) -> web.Response:
     raw_delete_after = body.optional_string("deleteAfter")
     delete_after = None if raw_delete_after is None else _epoch_ms(raw_delete_after)
     await ctx.accounts.deactivate(credentials.did, delete_after=delete_after)
+    return web.Response(status=200)
+
+
+# -- password reset (`pds.password_reset`) ----------------------------------------------------
+async def request_password_reset(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    ip = rl.caller_ip(request)
+    await ctx.rate_limiter.consume(
+        request, (rl.REQUEST_PASSWORD_RESET_HOUR, ip), (rl.REQUEST_PASSWORD_RESET_DAY, ip)
+    )
+    body = await json_body(request)
+    await ctx.password_resets.request(body.string("email", max_length=MAX_EMAIL_LENGTH))
+    return web.Response(status=200)
+
+
+async def reset_password(request: web.Request) -> web.Response:
+    ctx = context_of(request)
+    await ctx.rate_limiter.consume(request, (rl.RESET_PASSWORD, rl.caller_ip(request)))
+    body = await json_body(request)
+    token = body.string("token", max_length=RESET_TOKEN_INPUT_MAX_LENGTH)
+    password = body.string("password")
+    await ctx.password_resets.reset(token, password)
     return web.Response(status=200)
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from atcore.syntax import Did
-from pds.db.schema import account, account_pref, app_password, refresh_token
+from pds.db.schema import account, account_pref, app_password, email_token, refresh_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,10 +165,11 @@ async def set_takedown(conn: AsyncConnection, did: str, takedown_ref: str | None
 
 
 async def delete_account_rows(conn: AsyncConnection, did: str) -> None:
-    """Remove the account and every credential and preference it owns."""
+    """Remove the account and every credential, mailed code and preference it owns."""
     await conn.execute(delete(refresh_token).where(refresh_token.c.did == did))
     await conn.execute(delete(app_password).where(app_password.c.did == did))
     await conn.execute(delete(account_pref).where(account_pref.c.did == did))
+    await conn.execute(delete(email_token).where(email_token.c.did == did))
     await conn.execute(delete(account).where(account.c.did == did))
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -104,6 +105,16 @@ reserved_signing_key = Table(
     Column("private_key", LargeBinary, nullable=False),  # K-256 private key bytes
     Column("created_at", BigInteger, nullable=False),
     Index(None, "created_at"),
+)
+
+email_token = Table(
+    "email_token",
+    metadata,
+    Column("purpose", String, primary_key=True),  # e.g. "reset_password"
+    Column("did", String, primary_key=True),  # one live token per (purpose, account)
+    Column("token", String, nullable=False),  # canonical form, `XXXXX-XXXXX`
+    Column("requested_at", BigInteger, nullable=False),
+    UniqueConstraint("purpose", "token"),  # a token names exactly one account
 )
 
 # -- repositories -----------------------------------------------------------------------------
