@@ -56,7 +56,10 @@ def new_token() -> str:
 
 def canonical_token(text: str) -> str | None:
     """The canonical form of a typed code, or None when it cannot be one."""
-    compact = text.translate(_IGNORED_IN_INPUT).upper()
+    compact = text.translate(_IGNORED_IN_INPUT)
+    if not compact.isascii():  # before upper(): "ß".upper() is "SS"
+        return None
+    compact = compact.upper()
     if len(compact) != TOKEN_LENGTH or any(ch not in TOKEN_ALPHABET for ch in compact):
         return None
     return f"{compact[:5]}-{compact[5:]}"
