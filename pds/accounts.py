@@ -72,6 +72,16 @@ class NewAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class VettedAccount:
+    """A `NewAccount` that passed the checks: its handle and email normalized, password hashed."""
+
+    handle: str
+    email: str | None
+    password_hash: str
+    invite_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CreatedAccount:
     did: Did
     handle: str
@@ -142,19 +152,8 @@ class AccountManager:
 
     # -- creation ---------------------------------------------------------------------------------
     async def create_account(self, new: NewAccount) -> CreatedAccount:
-        if len(new.password) > passwords.NEW_PASSWORD_MAX_LENGTH:
-            raise InvalidRequest(
-                f"Password too long. Maximum length is {passwords.NEW_PASSWORD_MAX_LENGTH} "
-                "characters.",
-                error="InvalidPassword",
-            )
-        if self.invite_required and not new.invite_code:
-            raise InvalidRequest("No invite code provided", error="InvalidInviteCode")
-        email = normalize_email(new.email) if new.email else None
-        handle = await self.handles.validate(new.handle)
-        await self.check_available(handle, email, new.invite_code)
-        password_hash = await passwords.hash_password_async(new.password)
-        signing_key = K256Keypair.generate()
+        vetted = await self.vet(new)
+        handle, signing_key = vetted.handle, K256Keypair.generate()
         genesis = create_genesis_op(
             signer=self.rotation_key,
             rotation_keys=[
@@ -170,23 +169,7 @@ class AccountManager:
         pair = self.tokens.create_pair(did, AuthScope.ACCESS)
         try:
             async with self.sequencer.transaction() as conn:
-                await self.insert_account_row(
-                    conn,
-                    did=did,
-                    handle=handle,
-                    email=email,
-                    password_hash=password_hash,
-                    signing_key=signing_key,
-                )
-                if self.invite_required and new.invite_code:
-                    await consume_invite(conn, new.invite_code, did)
-                await q.insert_refresh_token(
-                    conn,
-                    token_id=pair.refresh_id,
-                    did=did,
-                    expires_at=pair.refresh_expires_at * 1000,
-                    app_password_name=None,
-                )
+                await self.insert_account(conn, did, vetted, signing_key, pair)
                 await sequence_identity(conn, did, handle)
                 await sequence_status(conn, did, AccountStatus.ACTIVE)
                 await self.repo_writer.create_repo(conn, did, signing_key)
@@ -195,6 +178,24 @@ class AccountManager:
             raise
         did_doc = document_from_op(did, genesis).to_json()
         return CreatedAccount(did=did, handle=handle, did_doc=did_doc, tokens=pair)
+
+    async def vet(self, new: NewAccount, *, did: Did | None = None) -> VettedAccount:
+        """The checks before any account is made (new, or migrating in with `did`)."""
+        if len(new.password) > passwords.NEW_PASSWORD_MAX_LENGTH:
+            raise InvalidRequest(
+                f"Password too long. Maximum length is {passwords.NEW_PASSWORD_MAX_LENGTH} "
+                "characters.",
+                error="InvalidPassword",
+            )
+        if self.invite_required and not new.invite_code:
+            raise InvalidRequest("No invite code provided", error="InvalidInviteCode")
+        email = normalize_email(new.email) if new.email else None
+        handle = await self.handles.validate(new.handle, did=did)
+        if did is not None and await self.get(did) is not None:
+            raise InvalidRequest(f"An account with this DID is already hosted here: {did}")
+        await self.check_available(handle, email, new.invite_code)
+        password_hash = await passwords.hash_password_async(new.password)
+        return VettedAccount(handle, email, password_hash, new.invite_code)
 
     async def check_available(self, handle: str, email: str | None, invite: str | None) -> None:
         async with self.db.read() as conn:
@@ -205,23 +206,22 @@ class AccountManager:
             if self.invite_required and invite:
                 _ensure_invite_available(await invites.get_invite_code(conn, invite))
 
-    async def insert_account_row(
+    async def insert_account(
         self,
         conn: AsyncConnection,
-        *,
         did: Did,
-        handle: str,
-        email: str | None,
-        password_hash: str,
+        vetted: VettedAccount,
         signing_key: K256Keypair,
+        session: TokenPair,
     ) -> None:
+        """The account's row, its invite used up, and its first session's refresh token."""
         try:
             await q.insert_account(
                 conn,
                 did=did,
-                handle=handle,
-                email=email,
-                password_scrypt=password_hash,
+                handle=vetted.handle,
+                email=vetted.email,
+                password_scrypt=vetted.password_hash,
                 signing_key=signing_key.export_private_bytes(),
                 now=now_ms(),
             )
@@ -230,6 +230,15 @@ class AccountManager:
             raise InvalidRequest(
                 "Handle or email already taken", error="HandleNotAvailable"
             ) from None
+        if self.invite_required and vetted.invite_code:
+            await consume_invite(conn, vetted.invite_code, did)
+        await q.insert_refresh_token(
+            conn,
+            token_id=session.refresh_id,
+            did=did,
+            expires_at=session.refresh_expires_at * 1000,
+            app_password_name=None,
+        )
 
     async def _submit(self, did: str, op: PlcOp) -> None:
         try:

@@ -34,8 +34,7 @@ from atcore.identity import IdentityError
 from atcore.identity.resolver import DidResolver
 from atcore.syntax import Did, InvalidSyntax, parse_did
 from atcore.xrpc import InvalidRequest
-from pds.accounts import AccountManager, NewAccount, consume_invite, normalize_email, now_ms
-from pds.auth import passwords
+from pds.accounts import AccountManager, NewAccount, now_ms
 from pds.auth.tokens import AuthScope, TokenPair
 from pds.db import accounts as account_sql
 from pds.db import reserved_keys
@@ -69,20 +68,7 @@ class InboundMigration:
 
     async def create_account(self, did: Did, new: NewAccount) -> MigratedAccount:
         """The deactivated account for a DID brought from elsewhere (see the module notes)."""
-        if len(new.password) > passwords.NEW_PASSWORD_MAX_LENGTH:
-            raise InvalidRequest(
-                f"Password too long. Maximum length is {passwords.NEW_PASSWORD_MAX_LENGTH} "
-                "characters.",
-                error="InvalidPassword",
-            )
-        if self.accounts.invite_required and not new.invite_code:
-            raise InvalidRequest("No invite code provided", error="InvalidInviteCode")
-        email = normalize_email(new.email) if new.email else None
-        handle = await self.accounts.handles.validate(new.handle, did=did)
-        if await self.accounts.get(did) is not None:
-            raise InvalidRequest(f"An account with this DID is already hosted here: {did}")
-        await self.accounts.check_available(handle, email, new.invite_code)
-        password_hash = await passwords.hash_password_async(new.password)
+        vetted = await self.accounts.vet(new, did=did)
         pair = self.accounts.tokens.create_pair(did, AuthScope.ACCESS)
         async with self.db.transaction() as conn:
             reserved = await reserved_keys.reserved_for_did(conn, did)
@@ -91,29 +77,13 @@ class InboundMigration:
                 if reserved is not None
                 else K256Keypair.generate()
             )
-            await self.accounts.insert_account_row(
-                conn,
-                did=did,
-                handle=handle,
-                email=email,
-                password_hash=password_hash,
-                signing_key=signing_key,
-            )
+            await self.accounts.insert_account(conn, did, vetted, signing_key, pair)
             await account_sql.set_deactivated(conn, did, deactivated_at=now_ms(), delete_after=None)
-            if self.accounts.invite_required and new.invite_code:
-                await consume_invite(conn, new.invite_code, did)
-            await account_sql.insert_refresh_token(
-                conn,
-                token_id=pair.refresh_id,
-                did=did,
-                expires_at=pair.refresh_expires_at * 1000,
-                app_password_name=None,
-            )
             # The empty repository, without events: a deactivated account announces nothing
             # until activateAccount sequences #account, #identity and a #sync of its repo.
             await self.accounts.repo_writer.write_genesis(conn, did, signing_key)
             await reserved_keys.delete_reserved(conn, key_did=signing_key.did(), did=did)
-        return MigratedAccount(did, handle, await self._did_doc(did), pair)
+        return MigratedAccount(did, vetted.handle, await self._did_doc(did), pair)
 
     async def _did_doc(self, did: Did) -> dict[str, Any] | None:
         """The DID's document as it stands (still naming the old PDS); None if unresolvable."""

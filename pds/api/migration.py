@@ -22,6 +22,7 @@ from atcore.syntax import Did
 from atcore.xrpc import InvalidRequest, PayloadTooLarge
 from pds import ratelimit as rl
 from pds.api.params import Body, json_body, optional_json_body
+from pds.api.server_account import email_of
 from pds.auth.email_tokens import (
     PURPOSE_PLC_OPERATION,
     EmailTokenError,
@@ -122,13 +123,9 @@ async def request_plc_operation_signature(request: web.Request) -> web.Response:
         (rl.REQUEST_PLC_SIGNATURE_HOUR, credentials.did),
         (rl.REQUEST_PLC_SIGNATURE_DAY, credentials.did),
     )
-    account = await ctx.accounts.get(credentials.did)
-    if account is None:
-        raise InvalidRequest("account not found")
-    if account.email is None:
-        raise InvalidRequest("account does not have an email address")
-    token = ctx.email_tokens.issue(account.did, PURPOSE_PLC_OPERATION)
-    await ctx.mailer.send_plc_operation(to=account.email, token=token)
+    email = await email_of(ctx, credentials.did)
+    token = ctx.email_tokens.issue(credentials.did, PURPOSE_PLC_OPERATION)
+    await ctx.mailer.send_plc_operation(to=email, token=token)
     return web.Response(status=200)
 
 

@@ -34,7 +34,7 @@ from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.service_jwt import create_service_jwt, is_did_or_service_ref
 from pds.auth.tokens import ACCESS_FULL, ACCESS_PRIVILEGED, ACCESS_STANDARD, AuthScope
-from pds.context import context_of
+from pds.context import AppContext, context_of
 from pds.db import moderation
 
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
@@ -215,14 +215,20 @@ async def request_account_delete(request: web.Request) -> web.Response:
         (rl.REQUEST_ACCOUNT_DELETE_HOUR, credentials.did),
         (rl.REQUEST_ACCOUNT_DELETE_DAY, credentials.did),
     )
-    account = await ctx.accounts.get(credentials.did)
+    email = await email_of(ctx, credentials.did)
+    token = ctx.email_tokens.issue(credentials.did, PURPOSE_DELETE_ACCOUNT)
+    await ctx.mailer.send_account_delete(to=email, token=token)
+    return web.Response(status=200)
+
+
+async def email_of(ctx: AppContext, did: str) -> str:
+    """Where to mail the account a code (deletion, PLC operation); InvalidRequest without one."""
+    account = await ctx.accounts.get(did)
     if account is None:
         raise InvalidRequest("account not found")
     if account.email is None:
         raise InvalidRequest("account does not have an email address")
-    token = ctx.email_tokens.issue(account.did, PURPOSE_DELETE_ACCOUNT)
-    await ctx.mailer.send_account_delete(to=account.email, token=token)
-    return web.Response(status=200)
+    return account.email
 
 
 async def delete_account(request: web.Request) -> web.Response:
