@@ -9,8 +9,8 @@ The checks, in the order `CommitVerifier` applies them (see the sync spec's vali
 2. `rev` is not in the future beyond `max_clock_drift` (`FutureRev`);
 3. the signature verifies against the `#atproto` key of the DID's current document, resolved
    through the TTL cache; on failure the document is fetched again once (`force_refresh`), in case
-   the key was rotated (`BadSignature` if it still fails; `IdentityUnusable` when the DID has no
-   usable document or key);
+   the key was rotated (`BadSignature` if it still fails; `IdentityUnusable` when the DID is not a
+   functioning identity: no document, tombstoned, no `#atproto` key or no `#atproto_pds`);
 4. Sync 1.1 inversion: undoing the ops on the slice's partial tree gives back `prevData`
    (`InversionFailed`; a missing `prevData` cannot be checked and is refused the same way);
 5. the chain: `since` equals the stored rev and `prevData` the stored MST root (`ChainBroken`,
@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import ClassVar, Final, Protocol
+from typing import ClassVar, Final
 
 from atcore.car import CarError, read_car
 from atcore.cid import CID
 from atcore.commit import CommitError, SignedCommit
 from atcore.crypto import PublicKey
-from atcore.identity import DidNotFound, InvalidDidDocument, UnsupportedDidMethod
+from atcore.identity import DidDocument, DidNotFound, InvalidDidDocument, UnsupportedDidMethod
 from atcore.mst import MSTError, invert_commit
 from atcore.syntax import InvalidSyntax
 from atcore.tid import tid_to_parts
 from firehose_consumer.events import CommitEvent, SyncEvent
-from firehose_consumer.hosting import HostGuard
+from firehose_consumer.hosting import DocumentSource, HostGuard
 
 DEFAULT_MAX_CLOCK_DRIFT_S: Final = 300.0
 
@@ -75,12 +75,6 @@ class InversionFailed(VerificationError):
 
 class ChainBroken(VerificationError):
     reason = "broken_chain"
-
-
-class KeySource(Protocol):
-    """Where signing keys come from (`atcore.identity.DidResolver` is one)."""
-
-    async def resolve_atproto_key(self, did: str, *, force_refresh: bool = False) -> PublicKey: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,24 +168,38 @@ def check_chain(event: CommitEvent, stored: ChainPoint | None) -> None:
         raise ChainBroken(f"prevData {event.prev_data} but the stored root is {stored.data}")
 
 
-async def verify_signature(keys: KeySource, did: str, commit: SignedCommit) -> None:
-    """Step 3, with one forced refresh of the DID document when the cached key fails."""
+async def verify_signature(documents: DocumentSource, did: str, commit: SignedCommit) -> None:
+    """Step 3, with one forced refresh of the DID document when the cached one fails."""
     try:
-        key = await keys.resolve_atproto_key(did)
-        if commit.verify(key):
+        if _signed_by(await documents.resolve(did), commit):
             return
-        fresh = await keys.resolve_atproto_key(did, force_refresh=True)
+        key = atproto_key_of(await documents.resolve(did, force_refresh=True))
     except (DidNotFound, InvalidDidDocument, UnsupportedDidMethod) as exc:
         raise IdentityUnusable(f"{did}: {exc}") from exc
-    if not commit.verify(fresh):
+    if not commit.verify(key):
         raise BadSignature(f"commit {commit.rev} of {did} is not signed by its #atproto key")
+
+
+def atproto_key_of(document: DidDocument) -> PublicKey:
+    """The signing key of a functioning atproto identity: one with an `#atproto` key *and* a
+    PDS (the sync spec: commits of DIDs without either are ignored); `InvalidDidDocument` else.
+    """
+    document.require_pds_endpoint()
+    return document.require_atproto_key()
+
+
+def _signed_by(document: DidDocument, commit: SignedCommit) -> bool:
+    try:
+        return commit.verify(atproto_key_of(document))
+    except InvalidDidDocument:
+        return False  # perhaps a stale copy: the caller looks again
 
 
 @dataclass(frozen=True, slots=True)
 class CommitVerifier:
     """Runs steps 1-4 for a commit; the chain check (5) is the caller's, with its stored state."""
 
-    keys: KeySource
+    documents: DocumentSource
     verify_signatures: bool = True
     max_clock_drift_s: float = DEFAULT_MAX_CLOCK_DRIFT_S
     hosts: HostGuard | None = None
@@ -212,7 +220,7 @@ class CommitVerifier:
         parsed = parse_commit_event(event)
         check_rev_time(event.rev, max_drift_s=self.max_clock_drift_s)
         if self.verify_signatures:
-            await verify_signature(self.keys, event.repo, parsed.commit)
+            await verify_signature(self.documents, event.repo, parsed.commit)
         check_inversion(parsed)
         return parsed
 
@@ -221,5 +229,5 @@ class CommitVerifier:
         commit = parse_sync_event(event)
         check_rev_time(event.rev, max_drift_s=self.max_clock_drift_s)
         if self.verify_signatures:
-            await verify_signature(self.keys, event.did, commit)
+            await verify_signature(self.documents, event.did, commit)
         return commit

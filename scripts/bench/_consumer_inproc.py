@@ -9,10 +9,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from atcore import dagcbor
 from atcore.car import read_car
+from atcore.identity import DidDocument, atproto_account_document
 from atcore.lexicon import Catalog
 from firehose_consumer.decode import CHECKIN_PREFIX, decode_frame
 from firehose_consumer.events import CommitEvent
@@ -100,19 +100,22 @@ def decode_section(recording: Recording, frames: list[bytes]) -> list[Measuremen
     ]
 
 
-class _ManifestKeys:
-    """Signing keys from the recorded PLC operations (no network in this section)."""
+class _ManifestDocuments:
+    """DID documents from the recorded PLC operations (no network in this section)."""
 
     def __init__(self, recording: Recording) -> None:
-        from atcore.crypto import parse_did_key
-
-        self._keys = {
-            did: parse_did_key(op["verificationMethods"]["atproto"])
+        self._documents = {
+            did: atproto_account_document(
+                did,
+                handle=None,
+                signing_key=op["verificationMethods"]["atproto"],
+                pds_endpoint=op["services"]["atproto_pds"]["endpoint"],
+            )
             for did, op in recording.plc_ops().items()
         }
 
-    async def resolve_atproto_key(self, did: str, *, force_refresh: bool = False) -> Any:
-        return self._keys[did]
+    async def resolve(self, did: str, *, force_refresh: bool = False) -> DidDocument:
+        return self._documents[did]
 
 
 async def _verify_all(
@@ -135,7 +138,7 @@ def verify_section(recording: Recording, frames: list[bytes]) -> list[Measuremen
             commits.append(event)
     rows = []
     for verify in (True, False):
-        verifier = CommitVerifier(_ManifestKeys(recording), verify_signatures=verify)
+        verifier = CommitVerifier(_ManifestDocuments(recording), verify_signatures=verify)
         subject = "ours, signatures on" if verify else "ours, signatures off"
         rows.append(
             _timed(

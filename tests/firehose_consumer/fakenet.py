@@ -99,6 +99,10 @@ class PlcDirectory(Server):
         await self._submit(did, create_update_op(self._ops[did], signer=rotation,
                                                  pds_endpoint=pds_url))  # fmt: skip
 
+    async def drop_pds(self, did: str, rotation: Keypair) -> None:
+        """The DID's document no longer names any PDS (not a functioning atproto identity)."""
+        await self._submit(did, create_update_op(self._ops[did], signer=rotation, services={}))
+
     async def _submit(self, did: str, op: Any) -> None:
         async with (
             aiohttp.ClientSession() as session,

@@ -101,6 +101,15 @@ async def mismatched_rev(network: Network) -> SimRepo:
     return repo
 
 
+async def no_pds_service(network: Network) -> SimRepo:
+    """Signed by the right key, but the DID names no PDS: not a functioning identity."""
+    repo = await network.new_repo()
+    await network.plc.drop_pds(repo.did, network.rotation)
+    _, body = repo.checkin_with_post(*PARIS, "Homeless")
+    await network.commit(repo, body)
+    return repo
+
+
 async def garbage_frames(network: Network) -> None:
     for frame in (
         os.urandom(300),
@@ -143,6 +152,7 @@ async def invalid_checkin(network: Network) -> SimRepo:
         (broken_inversion, "firehose_verification_failures_total", {"reason": "inversion_failed"}),
         (wrong_prev_data, "firehose_verification_failures_total", {"reason": "inversion_failed"}),
         (mismatched_rev, "firehose_verification_failures_total", {"reason": "field_mismatch"}),
+        (no_pds_service, "firehose_verification_failures_total", {"reason": "identity_unusable"}),
         (garbage_frames, "firehose_invalid_total", {"reason": "malformed_frame"}),
         (oversized_frame, "firehose_invalid_total", {"reason": "oversized_frame"}),
         (invalid_checkin, "firehose_invalid_total", {"reason": "invalid_record"}),
