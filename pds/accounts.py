@@ -360,7 +360,7 @@ class AccountManager:
                 raise InvalidRequest("Account not found", error="AccountNotFound")
             await q.update_password(conn, did, hashed)
             await q.delete_refresh_tokens_of(conn, did)
-            await email_tokens.delete_token(conn, email_tokens.PURPOSE_RESET_PASSWORD, did)
+            await email_tokens.delete_token(conn, email_tokens.Purpose.RESET_PASSWORD, did)
 
     # -- deletion ---------------------------------------------------------------------------------
     async def delete_account(self, did: Did) -> None:

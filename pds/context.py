@@ -23,13 +23,14 @@ from atcore.identity.resolver import DidResolver
 from atcore.lexicon import Catalog
 from atcore.syntax import Did
 from pds.accounts import AccountManager
-from pds.auth.email_tokens import EmailTokens
 from pds.auth.sessions import SessionManager
 from pds.auth.tokens import TokenIssuer
 from pds.auth.verifier import AuthVerifier
 from pds.blobstore import BlobStore, BlobStoreConfig, blobstore_from_config
 from pds.db import accounts as account_queries
 from pds.db.engine import Database
+from pds.email_address import EmailAddresses
+from pds.email_codes import EmailCodes
 from pds.handles import HandlePolicy
 from pds.mailer import LogMailer, Mailer
 from pds.password_reset import PasswordResets
@@ -56,9 +57,11 @@ class AppContext:
     auth: AuthVerifier
     sessions: SessionManager
     accounts: AccountManager
-    email_tokens: EmailTokens
+    email_codes: EmailCodes
+    """The single-use mailed codes of every purpose (`pds.email_codes`)."""
     mailer: Mailer
     password_resets: PasswordResets
+    email_addresses: EmailAddresses
     rate_limiter: RateLimiter
     catalog: Catalog
     """The lexicons under `LEXICON_DIR`: write validation and app.bsky parameter checks."""
@@ -145,6 +148,7 @@ def _wire(
         blobstore=blobstore,
     )
     mailer = LogMailer()
+    email_codes = EmailCodes(db)
     return AppContext(
         settings=settings,
         db=db,
@@ -165,9 +169,10 @@ def _wire(
         ),
         sessions=SessionManager(db, tokens),
         accounts=accounts,
-        email_tokens=EmailTokens(settings.jwt_secret),
+        email_codes=email_codes,
         mailer=mailer,
-        password_resets=PasswordResets(db=db, mailer=mailer),
+        password_resets=PasswordResets(db=db, mailer=mailer, codes=email_codes),
+        email_addresses=EmailAddresses(db=db, codes=email_codes, mailer=mailer),
         rate_limiter=rate_limiter,
         catalog=catalog,
         proxy=ServiceProxy(proxy_config(settings), did_resolver),

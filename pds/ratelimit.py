@@ -66,6 +66,10 @@ SYNC_GET_REPO: Final = RateLimit("getRepo", 5 * MINUTE, 6000)
 REQUEST_PASSWORD_RESET_HOUR: Final = RateLimit("requestPasswordReset-hour", HOUR, 15)
 REQUEST_PASSWORD_RESET_DAY: Final = RateLimit("requestPasswordReset-day", DAY, 50)
 RESET_PASSWORD: Final = RateLimit("resetPassword", 5 * MINUTE, 50)
+REQUEST_EMAIL_CONFIRMATION_HOUR: Final = RateLimit("requestEmailConfirmation-hour", HOUR, 5)
+REQUEST_EMAIL_CONFIRMATION_DAY: Final = RateLimit("requestEmailConfirmation-day", DAY, 15)
+REQUEST_EMAIL_UPDATE_HOUR: Final = RateLimit("requestEmailUpdate-hour", HOUR, 5)
+REQUEST_EMAIL_UPDATE_DAY: Final = RateLimit("requestEmailUpdate-day", DAY, 15)
 # Ours (the reference has none for these): account migration endpoints that mail a code, check
 # one, mint keys without authentication, or rewrite a whole repository.
 RESERVE_SIGNING_KEY: Final = RateLimit("reserveSigningKey", 5 * MINUTE, 100)
@@ -73,6 +77,13 @@ REQUEST_PLC_SIGNATURE_HOUR: Final = RateLimit("requestPlcOperationSignature-hour
 REQUEST_PLC_SIGNATURE_DAY: Final = RateLimit("requestPlcOperationSignature-day", DAY, 15)
 SIGN_PLC_OPERATION: Final = RateLimit("signPlcOperation", 5 * MINUTE, 30)
 IMPORT_REPO: Final = RateLimit("importRepo", HOUR, 20)
+# Ours too: password reset mail per account (the reference limits only per IP, so many IPs could
+# flood one inbox; same budget as the other mailing endpoints), and the calls that take a mailed
+# code with a session (or answer whether an address is taken).
+REQUEST_PASSWORD_RESET_ACCOUNT_HOUR: Final = RateLimit("requestPasswordReset-account-hour", HOUR, 5)
+REQUEST_PASSWORD_RESET_ACCOUNT_DAY: Final = RateLimit("requestPasswordReset-account-day", DAY, 15)
+CONFIRM_EMAIL: Final = RateLimit("confirmEmail", 5 * MINUTE, 30)
+UPDATE_EMAIL: Final = RateLimit("updateEmail", 5 * MINUTE, 30)
 REPO_WRITE_POINTS: Final = {"create": 3, "update": 2, "delete": 1}
 
 

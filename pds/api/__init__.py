@@ -16,12 +16,14 @@ from pds.api import (
     repo,
     server,
     server_account,
+    server_email,
     well_known,
 )
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (well_known, server, server_account, identity, migration, admin, repo):
+    modules = (well_known, server, server_account, server_email, identity, migration, admin, repo)
+    for module in modules:
         module.add_routes(app)
     # Last: it brings the `app.bsky` proxy and the `/xrpc/{nsid}` catch-all (which only sees
     # paths no other route serves), and its own cleanup context, which reads the AppContext.

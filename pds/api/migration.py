@@ -18,19 +18,14 @@ from aiohttp import web
 
 from atcore import nsids
 from atcore.identity.plc import PlcService, op_to_json
-from atcore.syntax import Did
 from atcore.xrpc import InvalidRequest, PayloadTooLarge
 from pds import ratelimit as rl
 from pds.api.params import Body, json_body, optional_json_body
 from pds.api.server_account import email_of
-from pds.auth.email_tokens import (
-    PURPOSE_PLC_OPERATION,
-    EmailTokenError,
-    EmailTokenExpired,
-    EmailTokens,
-)
 from pds.auth.tokens import ACCESS_FULL, AuthScope
 from pds.context import context_of
+from pds.db.email_tokens import Purpose
+from pds.email_codes import TOKEN_INPUT_MAX_LENGTH
 from pds.migration import InboundMigration, parse_input_did
 from pds.plc_operations import OperationChanges, PlcOperations
 from pds.repo.errors import RepoError
@@ -124,7 +119,7 @@ async def request_plc_operation_signature(request: web.Request) -> web.Response:
         (rl.REQUEST_PLC_SIGNATURE_DAY, credentials.did),
     )
     email = await email_of(ctx, credentials.did)
-    token = ctx.email_tokens.issue(credentials.did, PURPOSE_PLC_OPERATION)
+    token = await ctx.email_codes.issue(credentials.did, Purpose.PLC_OPERATION)
     await ctx.mailer.send_plc_operation(to=email, token=token)
     return web.Response(status=200)
 
@@ -133,23 +128,19 @@ async def sign_plc_operation(request: web.Request) -> web.Response:
     ctx = context_of(request)
     credentials = await ctx.auth.access(request, scopes=ACCESS_FULL | {AuthScope.TAKENDOWN})
     body = await json_body(request)
-    token = body.optional_string("token")
+    token = body.optional_string("token", max_length=TOKEN_INPUT_MAX_LENGTH)
     if not token:
         raise InvalidRequest("email confirmation token required to sign PLC operations")
     changes = _operation_changes(body)
     await ctx.rate_limiter.consume(request, (rl.SIGN_PLC_OPERATION, credentials.did))
-    _check_email_token(ctx.email_tokens, credentials.did, token)
+    codes = ctx.email_codes
+    canonical = await codes.check(credentials.did, Purpose.PLC_OPERATION, token)
     operations = PlcOperations(ctx.accounts, ctx.did_resolver)
     operation = await operations.sign(credentials.did, changes)
+    # Spent only once the operation is signed (a directory outage does not burn the code), and
+    # only one of two concurrent requests with the same code gets its operation back.
+    await codes.spend(credentials.did, Purpose.PLC_OPERATION, canonical)
     return web.json_response({"operation": op_to_json(operation)})
-
-
-def _check_email_token(tokens: EmailTokens, did: Did, token: str) -> None:
-    try:
-        tokens.check(did, PURPOSE_PLC_OPERATION, token)
-    except EmailTokenError as exc:
-        name = "ExpiredToken" if isinstance(exc, EmailTokenExpired) else "InvalidToken"
-        raise InvalidRequest(str(exc), error=name) from None
 
 
 def _operation_changes(body: Body) -> OperationChanges:

@@ -1,5 +1,5 @@
 """com.atproto.server: app passwords, service auth, account status, password reset, deletion,
-invite codes.
+invite codes (the account's email: `pds.api.server_email`).
 
 getServiceAuth follows the reference's rules: `aud` must be a DID (or `did#service`), `exp` at
 most an hour ahead (a minute when no `lxm` is named), account-management methods cannot be
@@ -25,22 +25,22 @@ from pds.accounts import MAX_EMAIL_LENGTH
 from pds.api.params import (
     json_body,
     optional_json_body,
+    optional_query_bool,
     optional_query_int,
     optional_query_str,
     query_str,
 )
-from pds.auth.email_tokens import PURPOSE_DELETE_ACCOUNT, EmailTokenError, EmailTokenExpired
 from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.passwords import OLD_PASSWORD_MAX_LENGTH
 from pds.auth.service_jwt import create_service_jwt, is_did_or_service_ref
 from pds.auth.tokens import ACCESS_FULL, ACCESS_PRIVILEGED, ACCESS_STANDARD, AuthScope
 from pds.context import AppContext, context_of
-from pds.db import moderation
+from pds.db import invites, moderation
+from pds.db.email_tokens import Purpose
+from pds.email_codes import TOKEN_INPUT_MAX_LENGTH
 
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
 SERVICE_AUTH_NO_LXM_MAX_SECONDS: Final = 60
-RESET_TOKEN_INPUT_MAX_LENGTH: Final = 64
-"""Longest `token` read at all (a code is 11 characters, typed with a few spaces at most)."""
 
 
 def add_routes(app: web.Application) -> None:
@@ -57,6 +57,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post(nsids.xrpc_path(nsids.SERVER_REQUEST_ACCOUNT_DELETE), request_account_delete)
     router.add_post(nsids.xrpc_path(nsids.SERVER_DELETE_ACCOUNT), delete_account)
     router.add_post(nsids.xrpc_path(nsids.SERVER_CREATE_INVITE_CODE), create_invite_code)
+    router.add_get(nsids.xrpc_path(nsids.SERVER_GET_ACCOUNT_INVITE_CODES), get_account_invite_codes)
 
 
 # -- app passwords ----------------------------------------------------------------------------
@@ -192,7 +193,14 @@ async def request_password_reset(request: web.Request) -> web.Response:
         request, (rl.REQUEST_PASSWORD_RESET_HOUR, ip), (rl.REQUEST_PASSWORD_RESET_DAY, ip)
     )
     body = await json_body(request)
-    await ctx.password_resets.request(body.string("email", max_length=MAX_EMAIL_LENGTH))
+    resets = ctx.password_resets
+    account = await resets.account_for(body.string("email", max_length=MAX_EMAIL_LENGTH))
+    await ctx.rate_limiter.consume(
+        request,
+        (rl.REQUEST_PASSWORD_RESET_ACCOUNT_HOUR, account.did),
+        (rl.REQUEST_PASSWORD_RESET_ACCOUNT_DAY, account.did),
+    )
+    await resets.mail_code(account)
     return web.Response(status=200)
 
 
@@ -200,7 +208,7 @@ async def reset_password(request: web.Request) -> web.Response:
     ctx = context_of(request)
     await ctx.rate_limiter.consume(request, (rl.RESET_PASSWORD, rl.caller_ip(request)))
     body = await json_body(request)
-    token = body.string("token", max_length=RESET_TOKEN_INPUT_MAX_LENGTH)
+    token = body.string("token", max_length=TOKEN_INPUT_MAX_LENGTH)
     password = body.string("password")
     await ctx.password_resets.reset(token, password)
     return web.Response(status=200)
@@ -216,7 +224,7 @@ async def request_account_delete(request: web.Request) -> web.Response:
         (rl.REQUEST_ACCOUNT_DELETE_DAY, credentials.did),
     )
     email = await email_of(ctx, credentials.did)
-    token = ctx.email_tokens.issue(credentials.did, PURPOSE_DELETE_ACCOUNT)
+    token = await ctx.email_codes.issue(credentials.did, Purpose.DELETE_ACCOUNT)
     await ctx.mailer.send_account_delete(to=email, token=token)
     return web.Response(status=200)
 
@@ -236,7 +244,7 @@ async def delete_account(request: web.Request) -> web.Response:
     body = await json_body(request)
     did = body.string("did")
     password = body.string("password")
-    token = body.string("token")
+    token = body.string("token", max_length=TOKEN_INPUT_MAX_LENGTH)
     await ctx.rate_limiter.consume(request, (rl.DELETE_ACCOUNT, rl.caller_ip(request)))
     if len(password) > OLD_PASSWORD_MAX_LENGTH:
         raise AuthenticationRequired("Password too long. Consider resetting your password.")
@@ -245,11 +253,8 @@ async def delete_account(request: web.Request) -> web.Response:
         raise InvalidRequest("account not found")
     if not await ctx.sessions.verify_account_password(account.did, password):
         raise AuthenticationRequired("Invalid did or password")
-    try:
-        ctx.email_tokens.check(account.did, PURPOSE_DELETE_ACCOUNT, token)
-    except EmailTokenError as exc:
-        name = "ExpiredToken" if isinstance(exc, EmailTokenExpired) else "InvalidToken"
-        raise InvalidRequest(str(exc), error=name) from None
+    # Spent before the deletion starts: two requests with one code cannot both delete.
+    await ctx.email_codes.use(account.did, Purpose.DELETE_ACCOUNT, token)
     await ctx.accounts.delete_account(account.did)
     return web.Response(status=200)
 
@@ -264,6 +269,40 @@ async def create_invite_code(request: web.Request) -> web.Response:
     code = invite_code_for(ctx.settings.hostname)
     await ctx.accounts.create_invite_codes([code], uses=uses, for_account=for_account)
     return web.json_response({"code": code})
+
+
+async def get_account_invite_codes(request: web.Request) -> web.Response:
+    """The codes made for the caller, with their uses; disabled ones are never listed.
+
+    `createAvailable` (earning codes over time) is accepted and does nothing: as in the
+    reference without an invite interval configured, and this PDS has no such setting.
+    """
+    ctx = context_of(request)
+    credentials = await ctx.auth.access(request, scopes=ACCESS_FULL, check_takedown=True)
+    include_used = optional_query_bool(request, "includeUsed")
+    optional_query_bool(request, "createAvailable")  # still a boolean, or a 400
+    if await ctx.accounts.get(credentials.did) is None:
+        raise InvalidRequest("Account not found", error="NotFound")
+    async with ctx.db.read() as conn:
+        codes = await invites.list_codes_for_account(conn, credentials.did)
+    listed = [
+        code
+        for code in codes
+        if not code.disabled and (include_used is not False or len(code.uses) < code.available_uses)
+    ]
+    return web.json_response({"codes": [_invite_code_json(code) for code in listed]})
+
+
+def _invite_code_json(code: invites.InviteCodeDetail) -> dict[str, object]:
+    return {
+        "code": code.code,
+        "available": code.available_uses,
+        "disabled": code.disabled,
+        "forAccount": code.for_account,
+        "createdBy": code.created_by,
+        "createdAt": _iso(code.created_at),
+        "uses": [{"usedBy": use.used_by, "usedAt": _iso(use.used_at)} for use in code.uses],
+    }
 
 
 def invite_code_for(hostname: str) -> str:

@@ -145,6 +145,21 @@ async def update_password(conn: AsyncConnection, did: str, password_scrypt: str)
     )
 
 
+async def update_email(conn: AsyncConnection, did: str, email: str) -> None:
+    """Set a new address, not yet confirmed."""
+    await conn.execute(
+        update(account)
+        .where(account.c.did == did)
+        .values(email=email.lower(), email_confirmed_at=None)
+    )
+
+
+async def set_email_confirmed_at(conn: AsyncConnection, did: str, confirmed_at: int) -> None:
+    await conn.execute(
+        update(account).where(account.c.did == did).values(email_confirmed_at=confirmed_at)
+    )
+
+
 async def set_deactivated(
     conn: AsyncConnection, did: str, *, deactivated_at: int | None, delete_after: int | None
 ) -> bool:

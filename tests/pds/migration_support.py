@@ -28,7 +28,7 @@ from pds.settings import PdsSettings
 from tests.pds.stack import Stack, _bound_socket, _ServerThread
 
 STREAM_TIMEOUT = 30.0
-CODE_PATTERN = re.compile(r"([A-Z2-7]{4}(?:-[A-Z2-7]{4}){3})")
+CODE_PATTERN = re.compile(r"([A-Z2-7]{5}-[A-Z2-7]{5})$")
 
 
 @dataclass(frozen=True)

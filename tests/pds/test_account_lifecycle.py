@@ -261,8 +261,8 @@ async def test_upload_blob_accepts_a_service_jwt_from_the_account(
 def _deletion_code(caplog: pytest.LogCaptureFixture, email: str) -> str:
     for record in reversed(caplog.records):
         message = record.getMessage()
-        if record.name == "pds.mailer" and email in message:
-            found = re.search(r"([A-Z2-7]{4}(?:-[A-Z2-7]{4}){3})", message)
+        if record.name == "pds.mailer" and f"account deletion code for {email}:" in message:
+            found = re.search(r"([A-Z2-7]{5}-[A-Z2-7]{5})$", message)
             assert found is not None, message
             return found.group(1)
     raise AssertionError("no deletion code was mailed")

@@ -1,4 +1,5 @@
-"""Unit tests of the PDS's credentials: password hashes, session JWTs, service JWTs, email codes."""
+"""Unit tests of the PDS's credentials: password hashes, session JWTs, service JWTs (mailed codes:
+`test_email_codes`)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,9 @@ import time
 
 import jwt
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from atcore.crypto import K256Keypair, Keypair, P256Keypair, PublicKey
 from pds.auth import passwords
-from pds.auth.email_tokens import (
-    PURPOSE_DELETE_ACCOUNT,
-    TOKEN_TTL_SECONDS,
-    EmailTokenExpired,
-    EmailTokenInvalid,
-    EmailTokens,
-)
 from pds.auth.methods import is_privileged_method, is_protected_method
 from pds.auth.service_jwt import (
     KeyLookup,
@@ -304,47 +296,6 @@ async def test_rotated_key_is_retried_with_a_fresh_document() -> None:
     lookup = _lookup(old.public_key, new.public_key)
     claims = await verify_service_jwt(token, own_did=SERVICE_DID, lxm=None, lookup_key=lookup)
     assert claims.iss == ALICE
-
-
-# -- emailed codes ----------------------------------------------------------------------------
-def test_email_token_round_trip_and_lenient_reading() -> None:
-    tokens = EmailTokens(SECRET)
-    code = tokens.issue(ALICE, PURPOSE_DELETE_ACCOUNT)
-    assert re.fullmatch(r"[A-Z2-7]{4}(-[A-Z2-7]{4}){3}", code)
-    tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, code)
-    tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, code.lower().replace("-", " "))
-
-
-def test_email_token_is_bound_to_did_purpose_and_secret() -> None:
-    code = EmailTokens(SECRET).issue(ALICE, PURPOSE_DELETE_ACCOUNT)
-    with pytest.raises(EmailTokenInvalid):
-        EmailTokens(SECRET).check("did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", PURPOSE_DELETE_ACCOUNT, code)
-    with pytest.raises(EmailTokenInvalid):
-        EmailTokens(SECRET).check(ALICE, "confirm_email", code)
-    with pytest.raises(EmailTokenInvalid):
-        EmailTokens("other").check(ALICE, PURPOSE_DELETE_ACCOUNT, code)
-    for garbage in ("", "AAAA", "not base32!", "AAAA-AAAA-AAAA-AAAA"):
-        with pytest.raises(EmailTokenInvalid):
-            EmailTokens(SECRET).check(ALICE, PURPOSE_DELETE_ACCOUNT, garbage)
-
-
-def test_email_token_expires() -> None:
-    now = [1_700_000_000.0]
-    tokens = EmailTokens(SECRET, clock=lambda: now[0])
-    code = tokens.issue(ALICE, PURPOSE_DELETE_ACCOUNT)
-    now[0] += TOKEN_TTL_SECONDS - 60
-    tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, code)
-    now[0] += 120
-    with pytest.raises(EmailTokenExpired):
-        tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, code)
-
-
-@settings(max_examples=50)
-@given(st.text(max_size=40))
-def test_email_token_check_never_crashes(text: str) -> None:
-    tokens = EmailTokens(SECRET)
-    with pytest.raises(EmailTokenInvalid):
-        tokens.check(ALICE, PURPOSE_DELETE_ACCOUNT, text)
 
 
 # -- delegable methods ------------------------------------------------------------------------

@@ -34,8 +34,10 @@ from atcore.identity.plc import (
 from atcore.mst import MST
 from atcore.syntax import parse_did, parse_tid
 from atcore.tid import TidClock, tid_from_parts, tid_to_parts
-from pds.auth.email_tokens import PURPOSE_PLC_OPERATION, EmailTokens
 from pds.auth.service_jwt import create_service_jwt
+from pds.db.email_tokens import Purpose
+from pds.db.engine import Database
+from pds.email_codes import EmailCodes
 from tests.pds.migration_support import TwoPds, start_two_pds
 from tests.pds.repo_support import verify_repo_car
 from tests.pds.stack import create_account, unique_name
@@ -339,16 +341,22 @@ async def test_sign_plc_operation_needs_the_mailed_token(
     sign_nsid = nsids.IDENTITY_SIGN_PLC_OPERATION
     missing = await xa.procedure(sign_nsid, {}, headers=headers)
     assert missing.status == 400
-    wrong = await xa.procedure(sign_nsid, {"token": "AAAA-BBBB-CCCC-DDDD"}, headers=headers)
+    wrong = await xa.procedure(sign_nsid, {"token": "AAAAA-BBBBB"}, headers=headers)
     assert (wrong.status, wrong.error) == (400, "InvalidToken")
-    past = EmailTokens(a.settings.jwt_secret, clock=lambda: time.time() - 3600)
-    stale = past.issue(account.did, PURPOSE_PLC_OPERATION)
-    expired = await xa.procedure(sign_nsid, {"token": stale}, headers=headers)
-    assert (expired.status, expired.error) == (400, "ExpiredToken")
-    other_purpose = EmailTokens(a.settings.jwt_secret).issue(account.did, "delete_account")
-    misused = await xa.procedure(sign_nsid, {"token": other_purpose}, headers=headers)
-    assert (misused.status, misused.error) == (400, "InvalidToken")
-    good = EmailTokens(a.settings.jwt_secret).issue(account.did, PURPOSE_PLC_OPERATION)
+    did = parse_did(account.did)
+    # Codes issued straight into A's database (one by a clock an hour behind).
+    db = Database(a.settings.sqlite_path)
+    try:
+        past = EmailCodes(db, clock=lambda: time.time() - 3600)
+        stale = await past.issue(did, Purpose.PLC_OPERATION)
+        expired = await xa.procedure(sign_nsid, {"token": stale}, headers=headers)
+        assert (expired.status, expired.error) == (400, "ExpiredToken")
+        other_purpose = await EmailCodes(db).issue(did, Purpose.DELETE_ACCOUNT)
+        misused = await xa.procedure(sign_nsid, {"token": other_purpose}, headers=headers)
+        assert (misused.status, misused.error) == (400, "InvalidToken")
+        good = await EmailCodes(db).issue(did, Purpose.PLC_OPERATION)
+    finally:
+        await db.close()
     bad_shape = await xa.procedure(
         sign_nsid, {"token": good, "rotationKeys": "not a list"}, headers=headers
     )
@@ -356,6 +364,8 @@ async def test_sign_plc_operation_needs_the_mailed_token(
     signed = (await xa.procedure(sign_nsid, {"token": good}, headers=headers)).ok()
     assert signed["operation"]["type"] == "plc_operation"
     assert signed["operation"]["services"]["atproto_pds"]["endpoint"] == a.pds_url
+    reused = await xa.procedure(sign_nsid, {"token": good}, headers=headers)
+    assert (reused.status, reused.error) == (400, "InvalidToken")
     anonymous = await xa.procedure(nsids.IDENTITY_REQUEST_PLC_SIGNATURE, {})
     assert anonymous.status == 401
 

@@ -17,8 +17,9 @@ from atproto_client.exceptions import BadRequestError, UnauthorizedError
 
 from atcore import nsids
 from pds.db.engine import Database
+from pds.email_codes import TOKEN_TTL_MS, EmailCodes
 from pds.mailer import LogMailer
-from pds.password_reset import TOKEN_TTL_MS, PasswordResets
+from pds.password_reset import PasswordResets
 from tests.pds.stack import LiveAccount, Stack
 from tests.pds.xrpc_client import Xrpc, bearer
 
@@ -199,9 +200,8 @@ async def test_an_expired_code_is_refused(
     # Issued into the live server's database by a clock that runs a TTL (and a second) behind.
     db = Database(pds_stack.settings.sqlite_path)
     try:
-        behind = PasswordResets(
-            db=db, mailer=LogMailer(), clock=lambda: time.time() - TOKEN_TTL_MS / 1000 - 1
-        )
+        codes = EmailCodes(db, clock=lambda: time.time() - TOKEN_TTL_MS / 1000 - 1)
+        behind = PasswordResets(db=db, mailer=LogMailer(), codes=codes)
         await behind.request(account.email)
     finally:
         await db.close()

@@ -16,14 +16,9 @@ from pds.auth import passwords
 from pds.db import accounts as account_queries
 from pds.db import email_tokens
 from pds.db.engine import Database
+from pds.email_codes import TOKEN_ALPHABET, TOKEN_TTL_MS, EmailCodes, canonical_token, new_token
 from pds.mailer import LogMailer
-from pds.password_reset import (
-    TOKEN_ALPHABET,
-    TOKEN_TTL_MS,
-    PasswordResets,
-    canonical_token,
-    new_token,
-)
+from pds.password_reset import PasswordResets
 
 T0 = 1_800_000_000.0
 
@@ -101,7 +96,7 @@ async def test_a_code_works_until_the_last_millisecond_of_its_ttl(
     db: Database, mail: list[str]
 ) -> None:
     clock = Clock()
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=clock)
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=clock))
     alice, bob = await add_account(db, "alice"), await add_account(db, "bob")
     await resets.request("Alice@Example.com ")
     clock.advance_ms(TOKEN_TTL_MS - 1)
@@ -116,7 +111,7 @@ async def test_a_code_expires_at_its_ttl_and_is_not_spent_by_trying(
     db: Database, mail: list[str]
 ) -> None:
     clock = Clock()
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=clock)
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=clock))
     alice = await add_account(db, "alice")
     await resets.request("alice@example.com")
     clock.advance_ms(TOKEN_TTL_MS)
@@ -130,7 +125,7 @@ async def test_a_code_expires_at_its_ttl_and_is_not_spent_by_trying(
 
 async def test_expired_codes_are_swept_by_the_next_request(db: Database, mail: list[str]) -> None:
     clock = Clock()
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=clock)
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=clock))
     await add_account(db, "alice")
     await add_account(db, "bob")
     await resets.request("alice@example.com")
@@ -146,7 +141,7 @@ async def test_expired_codes_are_swept_by_the_next_request(db: Database, mail: l
 async def test_a_code_is_single_use_and_replaced_by_a_new_request(
     db: Database, mail: list[str]
 ) -> None:
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=Clock())
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=Clock()))
     alice = await add_account(db, "alice")
     await resets.request("alice@example.com")
     await resets.request("alice@example.com")
@@ -165,9 +160,8 @@ async def test_a_drawn_code_that_is_live_elsewhere_is_drawn_again(
     db: Database, mail: list[str]
 ) -> None:
     draws = iter(["AAAAA-AAAAA", "AAAAA-AAAAA", "AAAAA-AAAAA", "BBBBB-BBBBB"])
-    resets = PasswordResets(
-        db=db, mailer=LogMailer(), clock=Clock(), token_source=lambda: next(draws)
-    )
+    codes = EmailCodes(db, clock=Clock(), token_source=lambda: next(draws))
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=codes)
     alice, bob = await add_account(db, "alice"), await add_account(db, "bob")
     await resets.request("alice@example.com")
     await resets.request("bob@example.com")
@@ -177,7 +171,7 @@ async def test_a_drawn_code_that_is_live_elsewhere_is_drawn_again(
 
 
 async def test_deleting_the_account_deletes_its_code(db: Database, mail: list[str]) -> None:
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=Clock())
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=Clock()))
     alice = await add_account(db, "alice")
     await resets.request("alice@example.com")
     async with db.transaction() as conn:
@@ -187,12 +181,12 @@ async def test_deleting_the_account_deletes_its_code(db: Database, mail: list[st
     assert error_of(caught) == "InvalidToken"
     async with db.read() as conn:
         assert not await email_tokens.token_taken(
-            conn, email_tokens.PURPOSE_RESET_PASSWORD, mail[-1]
+            conn, email_tokens.Purpose.RESET_PASSWORD, mail[-1]
         )
 
 
 async def test_an_account_without_email_gets_no_code(db: Database, mail: list[str]) -> None:
-    resets = PasswordResets(db=db, mailer=LogMailer(), clock=Clock())
+    resets = PasswordResets(db=db, mailer=LogMailer(), codes=EmailCodes(db, clock=Clock()))
     with pytest.raises(InvalidRequest) as caught:
         await resets.request("nobody@example.com")
     assert (error_of(caught), str(caught.value)) == (
