@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Final
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,7 +41,7 @@ from pds.db.engine import Database
 from pds.email_codes import EmailCodes
 from pds.mailer import Mailer
 
-EMAIL_TAKEN_MESSAGE = "This email address is already in use, please use a different email."
+EMAIL_TAKEN_MESSAGE: Final = "This email address is already in use, please use a different email."
 
 
 class EmailAddresses:
