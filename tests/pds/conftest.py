@@ -3,6 +3,7 @@
 - `pds_stack` (session): one shared live PLC + PDS; tests make their own accounts.
 - `new_account`: call it to create a fresh account on the shared stack (`LiveAccount`).
 - `xrpc`: a raw XRPC client (`tests.pds.xrpc_client.Xrpc`) on the shared stack.
+- `db`: a PDS database of the test's own, migrated to head (no server).
 - `start_stack(path, **env)` starts a stack with other settings (re-exported from
   `tests.pds.stack`, like `Stack`, `LiveAccount`, `create_account`, `unique_name`).
 """
@@ -10,10 +11,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import aiohttp
 import pytest
 
+from pds.db.engine import Database
 from tests.pds.stack import (
     SHARED_STACK_ENV,
     LiveAccount,
@@ -44,3 +47,11 @@ def new_account(pds_stack: Stack) -> Callable[..., LiveAccount]:
 async def xrpc(pds_stack: Stack) -> AsyncIterator[Xrpc]:
     async with aiohttp.ClientSession() as http:
         yield Xrpc(http, pds_stack)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path / "pds.sqlite")
+    await database.migrate()
+    yield database
+    await database.close()

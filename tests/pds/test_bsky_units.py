@@ -3,7 +3,7 @@ checks, encoding negotiation, preference policy and the local profile view."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,14 +40,6 @@ BOB = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
 
 
 # -- preference SQL -------------------------------------------------------------------------------
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "pds.sqlite")
-    await database.migrate()
-    yield database
-    await database.close()
-
-
 def pref(kind: str, **fields: Any) -> dict[str, Any]:
     return {"$type": f"app.bsky.actor.defs#{kind}", **fields}
 

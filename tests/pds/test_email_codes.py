@@ -5,8 +5,7 @@ millisecond, work once, are replaced by a re-request, and an email change forget
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Iterator
 
 import pytest
 from hypothesis import given
@@ -21,29 +20,10 @@ from pds.db.engine import Database
 from pds.email_address import EMAIL_TAKEN_MESSAGE, EmailAddresses
 from pds.email_codes import TOKEN_TTL_MS, EmailCodes, canonical_token
 from pds.mailer import LogMailer
+from tests.pds.code_support import T0, Clock
 
-T0 = 1_800_000_000.0
 ALL_PURPOSES = list(Purpose)
 DID_BOUND = [p for p in Purpose if p is not Purpose.RESET_PASSWORD]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance_ms(self, ms: int) -> None:
-        self.now += ms / 1000
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "pds.sqlite")
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ millisecond, sweeping, replacement, code collisions, single use, and the code fo
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -19,27 +18,7 @@ from pds.db.engine import Database
 from pds.email_codes import TOKEN_ALPHABET, TOKEN_TTL_MS, EmailCodes, canonical_token, new_token
 from pds.mailer import LogMailer
 from pds.password_reset import PasswordResets
-
-T0 = 1_800_000_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance_ms(self, ms: int) -> None:
-        self.now += ms / 1000
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "pds.sqlite")
-    await database.migrate()
-    yield database
-    await database.close()
+from tests.pds.code_support import Clock
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -21,14 +19,6 @@ from pds.db.repo_batch import (
     insert_events,
     run_on_writer,
 )
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "pds.sqlite")
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 def event(did: str) -> EventRow:
