@@ -104,6 +104,7 @@ BSKY_EMBED_EXTERNAL: Final = "app.bsky.embed.external"
 BSKY_EMBED_RECORD: Final = "app.bsky.embed.record"
 BSKY_RICHTEXT_FACET: Final = "app.bsky.richtext.facet"
 BSKY_GRAPH_FOLLOW: Final = "app.bsky.graph.follow"
+BSKY_GRAPH_BLOCK: Final = "app.bsky.graph.block"
 BSKY_NAMESPACE: Final = "app.bsky"
 CHAT_NAMESPACE: Final = "chat.bsky"
 

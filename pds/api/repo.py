@@ -76,18 +76,23 @@ async def create_record(request: web.Request) -> web.Response:
     did = await _own_repo(ctx, credentials, body.string("repo"))
     await _spend(ctx, request, did, 3)
     swap_commit = _cid(body, "swapCommit")
+    validate = body.optional_boolean("validate")
     write = _prepare(
         lambda p: p.create(
             did,
             body.string("collection"),
             _record(body),
             rkey=body.optional_string("rkey", max_length=512),
-            validate=body.optional_boolean("validate"),
+            validate=validate,
+            # The reference's "backlink conflicts": an older like/repost of the same subject,
+            # follow/block of the same account, goes in the same commit (`pds.repo.conflicts`).
+            replace_conflicts=validate is not False,
         ),
         request,
     )
     outcome = await _commit(ctx, did, [write], swap_commit)
-    return web.json_response(_write_output(outcome, outcome.results[0]))
+    # The conflicts' deletes come first; the create is the last result.
+    return web.json_response(_write_output(outcome, outcome.results[-1]))
 
 
 async def put_record(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""SQL for repositories: roots, blocks, the record index and record → blob references.
+"""SQL for repositories: roots, blocks, the record index, backlinks and record → blob references.
 
 Blocks are keyed by (did, binary CID); `repo_rev` is the rev of the commit that first stored the
 block, which is what `getRepo?since=` filters on. Records are indexed by AT URI with their CID
@@ -22,6 +22,7 @@ _root = schema.repo_root
 _record = schema.record
 _blob = schema.blob
 _record_blob = schema.record_blob
+_backlink = schema.backlink
 _account = schema.account
 
 # SQLite's default limit on host parameters is 32766; stay well below it per IN list.
@@ -205,6 +206,21 @@ async def list_collections(conn: AsyncConnection, did: str) -> list[str]:
     return [row[0] for row in rows]
 
 
+async def backlink_sources(
+    conn: AsyncConnection, did: str, links: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], set[str]]:
+    """For each (path, link_to), the URIs of the repo's records with that backlink."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for path, link_to in dict.fromkeys(links):
+        rows = await conn.execute(
+            select(_backlink.c.uri).where(
+                _backlink.c.did == did, _backlink.c.path == path, _backlink.c.link_to == link_to
+            )
+        )
+        found[(path, link_to)] = {row[0] for row in rows}
+    return found
+
+
 # -- blobs -----------------------------------------------------------------------------------
 
 
@@ -249,6 +265,6 @@ async def delete_repo_rows(conn: AsyncConnection, did: str) -> list[str]:
     blob_cids = [
         row[0] for row in await conn.execute(select(_blob.c.cid).where(_blob.c.did == did))
     ]
-    for table in (_record_blob, _blob, _record, _block, _root):
+    for table in (_record_blob, _blob, _backlink, _record, _block, _root):
         await conn.execute(delete(table).where(table.c.did == did))
     return blob_cids

@@ -15,10 +15,10 @@ Why not SQLAlchemy here
 
 `apply_batch` is the function: roots moved by compare-and-swap (a head that changed since it
 was planned, or an account no longer active, raises `StaleHead` and the whole batch rolls
-back), blocks, record index, record → blob references and the sequenced events. Every blob the
-written records reference must still have its row (not taken down): the writer read those rows
-before the transaction, and a missing one raises `BlobsChanged`, rolling the batch back (see
-`pds.repo.blobs` for the protocol this belongs to).
+back), blocks, record index and backlinks, record → blob references and the sequenced events.
+Every blob the written records reference must still have its row (not taken down): the writer
+read those rows before the transaction, and a missing one raises `BlobsChanged`, rolling the
+batch back (see `pds.repo.blobs` for the protocol this belongs to).
 """
 
 from __future__ import annotations
@@ -121,6 +121,9 @@ class BatchWrite:
     block_candidates: list[tuple[str, bytes, str]] = field(default_factory=list)
     record_upserts: list[RecordRow] = field(default_factory=list)
     record_deletes: list[str] = field(default_factory=list)
+    # Backlinks: the URIs whose old rows go, then the (uri, path, link_to, did) rows to store.
+    backlink_clears: list[str] = field(default_factory=list)
+    backlink_rows: list[tuple[str, str, str, str]] = field(default_factory=list)
     blobs: dict[str, BlobRefs] = field(default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
 
@@ -171,6 +174,12 @@ def _write_records(conn: sqlite3.Connection, batch: BatchWrite) -> None:
         ],
     )
     conn.executemany("DELETE FROM record WHERE uri = ?", [(uri,) for uri in batch.record_deletes])
+    conn.executemany("DELETE FROM backlink WHERE uri = ?", [(u,) for u in batch.backlink_clears])
+    conn.executemany(
+        "INSERT INTO backlink (uri, path, link_to, did) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (uri, path) DO UPDATE SET link_to = excluded.link_to",
+        batch.backlink_rows,
+    )
 
 
 def _settle_candidates(conn: sqlite3.Connection, batch: BatchWrite) -> None:

@@ -1,7 +1,7 @@
 """SQL for `com.atproto.repo.importRepo`: replacing a repository's whole content at once.
 
-An import swaps the repository for the verified content of a CAR: every block, every record row
-and every record → blob reference of the repo go, the new ones come in, and the root moves to
+An import swaps the repository for the verified content of a CAR: every block, every record row,
+backlink and record → blob reference of the repo go, the new ones come in, and the root moves to
 the new commit, all in the caller's one transaction. Blob rows (uploads) are left alone: blobs
 the new records reference but nobody uploaded yet are what `listMissingBlobs` reports, and the
 collector removes uploads no record references any more.
@@ -23,6 +23,7 @@ _root = schema.repo_root
 _record = schema.record
 _record_blob = schema.record_blob
 _blob = schema.blob
+_backlink = schema.backlink
 _IN_CHUNK = 500
 
 
@@ -32,6 +33,7 @@ class ImportedRecord:
     cid: str
     collection: str
     rkey: str
+    backlinks: tuple[tuple[str, str], ...] = ()  # (path, link_to), see `pds.repo.backlinks`
 
 
 async def replace_repo_content(
@@ -45,7 +47,7 @@ async def replace_repo_content(
     record_blobs: Sequence[tuple[str, str]],
     now: int,
 ) -> bool:
-    """Replace the repo's blocks, records and blob references, and move its root.
+    """Replace the repo's blocks, records, backlinks and blob references; move its root.
 
     `record_blobs` holds (blob cid, record uri) pairs. Returns False (changing nothing) when the
     DID has no repository here.
@@ -55,7 +57,7 @@ async def replace_repo_content(
     )
     if moved.rowcount == 0:
         return False
-    for table in (_record_blob, _record, _block):
+    for table in (_record_blob, _backlink, _record, _block):
         await conn.execute(delete(table).where(table.c.did == did))
     if blocks:
         await conn.execute(
@@ -81,6 +83,13 @@ async def replace_repo_content(
                 for r in records
             ],
         )
+    backlinks = [
+        {"uri": r.uri, "path": path, "link_to": link_to, "did": did}
+        for r in records
+        for path, link_to in r.backlinks
+    ]
+    if backlinks:
+        await conn.execute(insert(_backlink), backlinks)
     if record_blobs:
         await conn.execute(
             insert(_record_blob).prefix_with("OR IGNORE"),

@@ -153,6 +153,20 @@ record = Table(
     Index(None, "did", "repo_rev"),
 )
 
+# The links that make a follow, block, like or repost a duplicate of another (`path` is
+# "subject" or "subject.uri", `link_to` the subject DID or AT URI; see `pds.repo.backlinks`).
+# In the reference each account has a database of its own; here one holds all of them, so the
+# lookup index leads with the account.
+backlink = Table(
+    "backlink",
+    metadata,
+    Column("uri", String, primary_key=True),
+    Column("path", String, primary_key=True),
+    Column("link_to", String, nullable=False),
+    Column("did", String, nullable=False),
+    Index(None, "did", "path", "link_to"),
+)
+
 # -- blobs ------------------------------------------------------------------------------------
 blob = Table(
     "blob",

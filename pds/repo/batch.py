@@ -8,6 +8,8 @@ a record twice. `collect` folds them into the rows `pds.db.repo_batch.apply_batc
   it), deleted, or, for old record blocks, a *candidate* the transaction frees only if no record
   of the repo still points at it (identical records share one block);
 * records: each touched URI's final version (upsert) or its deletion;
+* backlinks: the rows of every URI deleted or rewritten in the batch go, and the final
+  versions' backlinks are stored (a fresh create has no old rows, so it only inserts);
 * record → blob refs: rewritten for every touched record when anything about blobs can have
   changed (fresh records without blobs, the common case, touch no blob table);
 * roots: compare-and-swap from the head the batch was planned on to the last commit;
@@ -47,6 +49,7 @@ def collect(
     heads: dict[str, PlannedCommit] = {}
     final: dict[str, PreparedWrite | None] = {}
     superseded: list[PreparedWrite] = []
+    rewritten: set[str] = set()  # URIs deleted or updated: their old backlinks go
     blob_rows_change = False
     for entry in entries:
         planned = entry.planned
@@ -61,6 +64,8 @@ def collect(
             if earlier is not None:
                 superseded.append(earlier)
             final[result.uri] = None if result.action == "delete" else result.write
+            if result.action != "create":
+                rewritten.add(result.uri)
             blob_rows_change |= result.action != "create" or bool(result.write.blobs)
         write.events.append(EventRow(did, "commit", _encoder(planned.event)))
     write.roots = [
@@ -77,6 +82,13 @@ def collect(
             write.record_deletes.append(uri)
         else:
             write.record_upserts.append(_record_row(version, str(heads[version.did].state.rev)))
+    write.backlink_clears = sorted(rewritten)
+    write.backlink_rows = [
+        (uri, link.path, link.link_to, version.did)
+        for uri, version in final.items()
+        if version is not None
+        for link in version.backlinks
+    ]
     if blob_rows_change or claimed:
         write.blobs = _blob_refs(final, superseded, claimed)
     return write

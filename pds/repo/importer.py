@@ -24,10 +24,12 @@ not verify.)
 Storing replaces the repository's whole content in one transaction (`pds.db.repo_import`):
 importing the same CAR again gives the same records, and importing a newer export replaces the
 older one. Only a deactivated account can import (`AccountActive` otherwise): a live repository
-would change under the firehose without `#commit` events. Blob references of the imported
-records are recorded, so `listMissingBlobs` lists the blobs still to upload; blobs uploaded
-*before* the import (temporary until a record references them) are made permanent afterwards,
-under the blob locks, like an upload that finds references already there (`pds.blobs`).
+would change under the firehose without `#commit` events. The imported records' backlinks are
+indexed like written ones (`pds.repo.backlinks`), duplicates included: an import keeps what the
+repository holds. Blob references of the imported records are recorded, so `listMissingBlobs`
+lists the blobs still to upload; blobs uploaded *before* the import (temporary until a record
+references them) are made permanent afterwards, under the blob locks, like an upload that finds
+references already there (`pds.blobs`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pds.db import accounts as account_sql
 from pds.db import blobs as blob_sql
 from pds.db import repo as repo_sql
 from pds.db.repo_import import ImportedRecord, replace_repo_content, temporary_uploads_among
+from pds.repo.backlinks import backlinks_of
 from pds.repo.errors import RepoError, RepoNotFound
 from pds.repo.plan import next_rev
 from pds.repo.writer import RepoWriter
@@ -144,7 +147,8 @@ def _collect_records(
             raise ImportRejected(f"Record at '{path}' is not a map")
         uri = f"at://{did}/{path}"
         record_blocks[cid] = block
-        records.append(ImportedRecord(uri, str(cid), collection, rkey))
+        links = tuple((link.path, link.link_to) for link in backlinks_of(value))
+        records.append(ImportedRecord(uri, str(cid), collection, rkey, links))
         refs = {str(ref.ref) for ref in iter_blob_refs(value, include_legacy=True)}
         record_blobs.extend((ref, uri) for ref in sorted(refs))
     return VerifiedRepo(

@@ -12,7 +12,12 @@ A `PreparedWrite` is fully checked and encoded before any lock is taken or any r
   known record types (`"valid"`) and lets others through as `"unknown"`;
   Skyspot's own types (`atcore.checkin.ALWAYS_VALIDATED`) are always validated, semantic rules
   included;
-* blob references are extracted (legacy `{cid, mimeType}` refs are refused).
+* blob references are extracted (legacy `{cid, mimeType}` refs are refused), and so are the
+  record's backlinks (`pds.repo.backlinks`), which the record index keeps beside it.
+
+A create may ask to *replace its backlink conflicts* (createRecord does unless `validate` is
+false): the writer then deletes the caller's older records of the same collection with the same
+backlink in the same commit (`pds.repo.conflicts`).
 
 What depends on the repository's state (does the record exist, do swaps hold, is a put a no-op,
 do the blobs exist) is the writer's job.
@@ -20,7 +25,7 @@ do the blobs exist) is the writer's job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from atcore import checkin, dagcbor
@@ -35,6 +40,7 @@ from atcore.syntax import (
     parse_record_key,
 )
 from atcore.tid import TidClock
+from pds.repo.backlinks import Backlink, backlinks_of
 from pds.repo.errors import InvalidWrite
 
 Action = Literal["create", "update", "delete"]
@@ -57,7 +63,8 @@ SwapRecord = CID | None | _NoSwap
 @dataclass(frozen=True, slots=True)
 class PreparedWrite:
     """One checked write. `upsert` is putRecord (create or update; identical → no-op);
-    `missing_ok` is deleteRecord (deleting an absent record is a no-op)."""
+    `missing_ok` is deleteRecord (deleting an absent record is a no-op); `replaces_conflicts`
+    asks the writer to delete the repo's records of the collection sharing a backlink."""
 
     action: Action
     did: str
@@ -71,6 +78,8 @@ class PreparedWrite:
     swap_record: SwapRecord = NO_SWAP
     upsert: bool = False
     missing_ok: bool = False
+    backlinks: tuple[Backlink, ...] = ()
+    replaces_conflicts: bool = False
 
     @property
     def path(self) -> str:
@@ -97,10 +106,12 @@ class WritePreparer:
         rkey: str | None = None,
         validate: bool | None = None,
         swap_record: SwapRecord = NO_SWAP,
+        replace_conflicts: bool = False,
     ) -> PreparedWrite:
+        """A new record; `replace_conflicts`: see the module notes."""
         nsid = _collection(collection)
         key = _rkey(rkey) if rkey is not None else RecordKey(self.clock.next_str())
-        return self._record_write(
+        write = self._record_write(
             "create",
             did,
             nsid,
@@ -110,6 +121,9 @@ class WritePreparer:
             swap_record=swap_record,
             upsert=False,
         )
+        if replace_conflicts and write.backlinks:
+            return replace(write, replaces_conflicts=True)
+        return write
 
     def update(
         self,
@@ -205,6 +219,7 @@ class WritePreparer:
             validation_status=status,
             swap_record=swap_record,
             upsert=upsert,
+            backlinks=backlinks_of(data),
         )
 
     def _validate(

@@ -9,6 +9,8 @@ Group commit
     absent record) fails alone without touching the transaction. A later request for the same repo
     builds on the earlier one's in-memory result, so one repository's commits form a chain in
     arrival order (`since` = previous rev, `prevData` = previous data) whatever the concurrency.
+    A create that replaces its backlink conflicts gets their deletes while it is planned, on top
+    of the batch's earlier commits (`pds.repo.conflicts`).
 
 Heads
     Commits are planned in memory against each repo's head (commit CID, rev, MST root, signing
@@ -54,13 +56,8 @@ from pds.db import repo as repo_sql
 from pds.db.repo_batch import BlobsChanged, StaleHead, apply_batch, run_on_writer
 from pds.repo.batch import PlannedEntry, collect
 from pds.repo.blobs import BlobKey, BlobLocks, BlobPlan, BlobStoreLike, blob_keys, delete_unowned
-from pds.repo.errors import (
-    AccountUnavailable,
-    InvalidSwap,
-    InvalidWrite,
-    RepoError,
-    RepoNotFound,
-)
+from pds.repo.conflicts import add_conflict_deletes
+from pds.repo.errors import AccountUnavailable, InvalidSwap, InvalidWrite, RepoError, RepoNotFound
 from pds.repo.plan import PlannedCommit, RepoState, WriteResult, plan_commit
 from pds.repo.prepare import PreparedWrite
 from pds.repo.storage import BlockCache, RepoView, with_blocks
@@ -303,7 +300,9 @@ class RepoWriter:
                     raise _missing_repo(request.did, unavailable.get(request.did))
                 if request.swap_commit is not None and request.swap_commit != state.commit_cid:
                     raise InvalidSwap(f"Commit was at {state.commit_cid}")
-                planned = await self._plan(state, request, batch.pending)
+                earlier = [p for r, p, _ in batch.done if r.did == request.did]
+                writes = await add_conflict_deletes(self.db, request.did, request.writes, earlier)
+                planned = await self._plan(state, writes, batch.pending)
                 if isinstance(planned, list):
                     batch.noops.append((request, planned))
                     continue
@@ -316,14 +315,14 @@ class RepoWriter:
             batch.done.append((request, planned, state.commit_cid))
 
     async def _plan(
-        self, state: RepoState, request: _Request, pending: dict[CID, bytes]
+        self, state: RepoState, writes: Sequence[PreparedWrite], pending: dict[CID, bytes]
     ) -> PlannedCommit | list[WriteResult]:
         async def fetch(cid: CID) -> bytes | None:
             async with self.db.read() as conn:
                 return (await repo_sql.get_blocks(conn, state.did, [cid])).get(cid)
 
         return await with_blocks(
-            lambda: plan_commit(RepoView(self.cache, pending), state, request.writes, self.clock),
+            lambda: plan_commit(RepoView(self.cache, pending), state, writes, self.clock),
             fetch,
             self.cache,
         )
