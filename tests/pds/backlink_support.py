@@ -94,8 +94,9 @@ async def create(
     subject: str,
     **extra: Any,
 ) -> dict[str, Any]:
-    """createRecord of a linking record; returns the 200 body."""
+    """createRecord of a linking record (`extra`: more input fields, None ones left out)."""
     body = {"repo": did, "collection": collection, "record": record_for(collection, subject)}
-    reply = await xrpc.procedure(nsids.REPO_CREATE_RECORD, {**body, **extra}, headers=bearer(token))
+    given = {name: value for name, value in extra.items() if value is not None}
+    reply = await xrpc.procedure(nsids.REPO_CREATE_RECORD, {**body, **given}, headers=bearer(token))
     result: dict[str, Any] = reply.ok()
     return result
