@@ -5,6 +5,8 @@ handle) must be an account here (`AccountNotFound` 403), not taken down or deact
 the caller's own (`AuthenticationRequired` 401 otherwise). The body is read as JSON at the edge,
 each write is prepared (`pds.repo.prepare`) and the writer commits it; repository refusals
 (`pds.repo.errors`) become 400s with the reference's error names (`InvalidSwap`, `BlobNotFound`...).
+createRecord, unless `validate` is false, also deletes the caller's older like or repost of the
+same post, follow or block of the same account, in the same commit (`pds.repo.conflicts`).
 
 The reads (getRecord, listRecords, describeRepo) are in `pds.api.repo_read`; both register here.
 """

@@ -4,6 +4,8 @@
     writer.RepoWriter       commits: MST update, signed commit, blocks, record index, blobs and the
                             sequenced `#commit` event, all in one transaction (group commit)
     reader                  getRecord / listRecords / describeRepo queries, CAR export
+    backlinks, conflicts    the links that make a like/repost/follow/block a duplicate, and the
+                            deletes of older duplicates a createRecord carries
     storage                 the block cache the MST reads through
 
 Errors (`pds.repo.errors`, all `RepoError`, a `ValueError`; the API maps them to XRPC errors):
