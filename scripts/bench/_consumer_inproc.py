@@ -100,7 +100,7 @@ def decode_section(recording: Recording, frames: list[bytes]) -> list[Measuremen
     ]
 
 
-class _ManifestDocuments:
+class ManifestDocuments:
     """DID documents from the recorded PLC operations (no network in this section)."""
 
     def __init__(self, recording: Recording) -> None:
@@ -138,7 +138,7 @@ def verify_section(recording: Recording, frames: list[bytes]) -> list[Measuremen
             commits.append(event)
     rows = []
     for verify in (True, False):
-        verifier = CommitVerifier(_ManifestDocuments(recording), verify_signatures=verify)
+        verifier = CommitVerifier(ManifestDocuments(recording), verify_signatures=verify)
         subject = "ours, signatures on" if verify else "ours, signatures off"
         rows.append(
             _timed(

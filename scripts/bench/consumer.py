@@ -53,6 +53,7 @@ from firehose_consumer.decode import CHECKIN_PREFIX
 from firehose_consumer.partition import Partition
 from scripts.bench._consumer_inproc import decode_section, verify_section
 from scripts.bench._consumer_stream import Recording, default_directory, record
+from scripts.bench._consumer_writes import writes_section
 from scripts.bench._servers import free_port, server_process
 from scripts.bench._util import Measurement, print_table
 
@@ -247,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
     parser.add_argument("--checkins", type=int, default=100_000)
     parser.add_argument("--repos", type=int, default=1000)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--sections", default="decode,verify,index")
+    parser.add_argument("--sections", default="decode,verify,writes,index")
     parser.add_argument(
         "--partitions",
         type=int,
@@ -271,11 +272,14 @@ def main(argv: Sequence[str] | None = None) -> list[Measurement]:
           flush=True)  # fmt: skip
     sections = set(args.sections.split(","))
     rows: list[Measurement] = []
-    frames = recording.load_frames() if sections & {"decode", "verify"} else []
+    frames = recording.load_frames() if sections & {"decode", "verify", "writes"} else []
     if "decode" in sections:
         rows += decode_section(recording, frames)
     if "verify" in sections:
         rows += verify_section(recording, frames)
+    if "writes" in sections:
+        with tempfile.TemporaryDirectory(prefix="skyspot-consumer-writes-") as scratch:
+            rows += writes_section(recording, frames, Path(scratch))
     if "index" in sections:
         with tempfile.TemporaryDirectory(prefix="skyspot-consumer-bench-") as scratch:
             backends = [b.strip() for b in args.backends.split(",")]

@@ -19,6 +19,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from atcore.index import schema
 from atcore.index.engine import (
+    WRITER_CACHE_KIB,
     Backend,
     IndexDatabaseError,
     create_index_engine,
@@ -104,7 +105,9 @@ async def test_sqlite_migration_equals_metadata(tmp_path: Path) -> None:
         await _check_migrated(engine)
         async with engine.connect() as conn:
             mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+            cache = (await conn.execute(text("PRAGMA cache_size"))).scalar_one()
         assert mode == "wal"
+        assert cache == -WRITER_CACHE_KIB  # the writer's page cache, in KiB
     finally:
         await engine.dispose()
 
