@@ -98,11 +98,11 @@ async def test_reposts_and_blocks_too_and_the_response_names_the_new_record(
     xrpc: Xrpc, pds_stack: Stack, new_account: NewAccount
 ) -> None:
     account = new_account("reposter")
-    # validate: true needs a known lexicon, and the catalog has none for blocks (unset:
-    # "unknown", still validated in the reference's sense, so conflicts are replaced).
+    # validate unset or true: both clean up conflicts (only false does not).
     for collection, subject, validate in (
         (REPOST, post_uri(1), True),
         (BLOCK, account_did(1), None),
+        (BLOCK, account_did(1), True),
     ):
         first = await create(xrpc, account.access_jwt, account.did, collection, subject)
         second = await create(
