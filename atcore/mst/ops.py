@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
 from atcore.cid import CID
-from atcore.mst.errors import MSTError
+from atcore.mst.errors import KeyExistsError, KeyNotFoundError, MSTError, OpMismatchError
 
 Action: TypeAlias = Literal["create", "update", "delete"]
 ACTIONS: Final[frozenset[str]] = frozenset(("create", "update", "delete"))
@@ -45,3 +45,22 @@ class RecordOp:
     @classmethod
     def delete(cls, path: str, prev: CID | None = None) -> RecordOp:
         return cls("delete", path, None, prev)
+
+
+# What a write expects to find at its key: anything (ANY_VALUE), nothing (None), some value
+# (SOME_VALUE), or exactly a given CID.
+ANY_VALUE: Final = object()
+SOME_VALUE: Final = object()
+
+
+def check_expected(key: bytes, prev: CID | None, expect: object) -> None:
+    """Raise before mutating when the current value `prev` is not what the write expects."""
+    if expect is ANY_VALUE:
+        return
+    if expect is None:
+        if prev is not None:
+            raise KeyExistsError(f"key {key.decode()!r} already exists")
+    elif prev is None:
+        raise KeyNotFoundError(f"key {key.decode()!r} does not exist")
+    elif expect is not SOME_VALUE and prev != expect:
+        raise OpMismatchError(f"key {key.decode()!r} holds {prev}, expected {expect}")

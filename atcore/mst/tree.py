@@ -27,38 +27,17 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from itertools import islice
-from typing import Final
 
 from atcore.cid import CID
 from atcore.mst.blockstore import BlockStore, MemoryBlockStore
 from atcore.mst.cache import NodeCache
 from atcore.mst.errors import (
-    KeyExistsError,
-    KeyNotFoundError,
     MalformedNodeError,
     MissingBlockError,
-    OpMismatchError,
 )
 from atcore.mst.node import Node, key_bytes, key_height
-from atcore.mst.ops import RecordOp
+from atcore.mst.ops import ANY_VALUE, SOME_VALUE, RecordOp, check_expected
 from atcore.mst.walk import iter_node_blocks, prefix_end, walk_range
-
-# What a write expects to find (see `_guard`): anything, nothing (None), any value, or a CID.
-_ANY: Final = object()
-_PRESENT: Final = object()
-
-
-def _guard(key: bytes, prev: CID | None, expect: object) -> None:
-    """Raise before mutating when the current value `prev` is not what the write expects."""
-    if expect is _ANY:
-        return
-    if expect is None:
-        if prev is not None:
-            raise KeyExistsError(f"key {key.decode()!r} already exists")
-    elif prev is None:
-        raise KeyNotFoundError(f"key {key.decode()!r} does not exist")
-    elif expect is not _PRESENT and prev != expect:
-        raise OpMismatchError(f"key {key.decode()!r} holds {prev}, expected {expect}")
 
 
 class MST:
@@ -190,7 +169,7 @@ class MST:
     # -- writes ------------------------------------------------------------------------------
     def put(self, key: str, value: CID) -> CID | None:
         """Create or update `key`; returns the previous value."""
-        return self._put(key_bytes(key), value, _ANY)
+        return self._put(key_bytes(key), value, ANY_VALUE)
 
     def add(self, key: str, value: CID) -> None:
         """Create `key`; raises `KeyExistsError` if present."""
@@ -198,26 +177,26 @@ class MST:
 
     def update(self, key: str, value: CID, *, prev: CID | None = None) -> CID:
         """Change an existing key (checking its current value when `prev` is given)."""
-        old = self._put(key_bytes(key), value, _PRESENT if prev is None else prev)
+        old = self._put(key_bytes(key), value, SOME_VALUE if prev is None else prev)
         assert old is not None  # the guard raised otherwise
         return old
 
     def delete(self, key: str, *, prev: CID | None = None) -> CID:
         """Remove an existing key (checking its current value when `prev` is given)."""
-        old = self._remove(key_bytes(key), _PRESENT if prev is None else prev)
+        old = self._remove(key_bytes(key), SOME_VALUE if prev is None else prev)
         assert old is not None
         return old
 
     def remove(self, key: str) -> CID | None:
         """Remove `key` if present; returns the value it had."""
-        return self._remove(key_bytes(key), _ANY)
+        return self._remove(key_bytes(key), ANY_VALUE)
 
     def apply(self, ops: Iterable[RecordOp]) -> builtins.list[RecordOp]:
         """Apply writes in order; returns them with `prev` resolved from the tree."""
         done: builtins.list[RecordOp] = []
         for op in ops:
             key = key_bytes(op.path)
-            expect: object = _PRESENT if op.prev is None else op.prev
+            expect: object = SOME_VALUE if op.prev is None else op.prev
             if op.action == "delete":
                 prev = self._remove(key, expect)
             else:
@@ -230,7 +209,7 @@ class MST:
         height = key_height(key)
         root = self._root
         if root.is_empty() or height > root.layer:
-            _guard(key, None, expect)
+            check_expected(key, None, expect)
             if root.is_empty():
                 self._retire(root)
                 self._root = Node(height, [key], [value], [None, None])
@@ -248,12 +227,12 @@ class MST:
         if node.layer == height:
             if i < len(node.keys) and node.keys[i] == key:
                 prev = node.vals[i]
-                _guard(key, prev, expect)
+                check_expected(key, prev, expect)
                 if prev != value:
                     node.vals[i] = value
                     self._retire(node)
                 return prev
-            _guard(key, None, expect)
+            check_expected(key, None, expect)
             left, right = self._split(self.child(node, i), key)
             node.keys.insert(i, key)
             node.vals.insert(i, value)
@@ -262,7 +241,7 @@ class MST:
             return None
         sub = self.child(node, i)
         if sub is None:
-            _guard(key, None, expect)
+            check_expected(key, None, expect)
             node.subs[i] = _lift(Node(height, [key], [value], [None, None]), node.layer - 1)
             self._retire(node)
             return None
@@ -292,7 +271,7 @@ class MST:
         root = self._root
         prev = self._delete(root, key, height, expect) if height <= root.layer else None
         if prev is None:
-            _guard(key, None, expect if expect is _ANY else _PRESENT)
+            check_expected(key, None, expect if expect is ANY_VALUE else SOME_VALUE)
             return None
         while not root.keys:  # the top may now be a bare pointer: trim it
             top = self.child(root, 0)
@@ -309,7 +288,7 @@ class MST:
             if i == len(node.keys) or node.keys[i] != key:
                 return None
             prev = node.vals[i]
-            _guard(key, prev, expect)
+            check_expected(key, prev, expect)
             left, right = node.subs[i], node.subs[i + 1]
             if left is not None and right is not None:
                 merged: Node | CID | None = self._merge(
