@@ -35,12 +35,16 @@ Sources = dict[tuple[str, str], set[str]]
 
 
 async def add_conflict_deletes(
-    db: Database, did: str, writes: Sequence[PreparedWrite], earlier: Iterable[PlannedCommit]
+    db: Database,
+    did: str,
+    writes: Sequence[PreparedWrite],
+    batch_so_far: Iterable[PlannedCommit],
 ) -> Sequence[PreparedWrite]:
     """`writes` with the deletes of their backlink conflicts before each conflicting create.
 
-    `earlier`: the commits to the same repo planned before this one in the current batch, in
-    order. Returns `writes` itself when no write asks for conflicts to be replaced.
+    `batch_so_far`: the commits planned before this one in the current batch, in order (any
+    repo's; iterated only when some write asks for conflicts to be replaced, so the common case
+    costs nothing). Returns `writes` itself when none does.
     """
     wanted = [write for write in writes if write.replaces_conflicts]
     if not wanted:
@@ -48,7 +52,9 @@ async def add_conflict_deletes(
     links = [(link.path, link.link_to) for write in wanted for link in write.backlinks]
     async with db.read() as conn:
         sources = await repo_sql.backlink_sources(conn, did, links)
-    for planned in earlier:
+    for planned in batch_so_far:
+        if planned.state.did != did:
+            continue
         _replay(sources, planned)
     written = {write.uri for write in writes}
     deleted: set[str] = set()

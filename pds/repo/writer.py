@@ -300,8 +300,8 @@ class RepoWriter:
                     raise _missing_repo(request.did, unavailable.get(request.did))
                 if request.swap_commit is not None and request.swap_commit != state.commit_cid:
                     raise InvalidSwap(f"Commit was at {state.commit_cid}")
-                earlier = [p for r, p, _ in batch.done if r.did == request.did]
-                writes = await add_conflict_deletes(self.db, request.did, request.writes, earlier)
+                so_far = (done for _, done, _ in batch.done)  # iterated only if needed
+                writes = await add_conflict_deletes(self.db, request.did, request.writes, so_far)
                 planned = await self._plan(state, writes, batch.pending)
                 if isinstance(planned, list):
                     batch.noops.append((request, planned))

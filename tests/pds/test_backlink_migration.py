@@ -9,13 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
 from atcore import dagcbor, nsids
 from atcore.cid import CID
-from pds.db import schema
 from pds.db.engine import alembic_config
 from tests.pds.backlink_support import (
     BLOCK,
@@ -26,6 +22,7 @@ from tests.pds.backlink_support import (
     post_uri,
     record_for,
 )
+from tests.pds.migration_checks import upgrade_to_head_and_compare
 
 ALICE = "did:plc:aliceaaaaaaaaaaaaaaaaaaa"
 BOB = "did:plc:bobbbbbbbbbbbbbbbbbbbbbb"
@@ -104,11 +101,7 @@ def test_revision_0005_backfills_backlinks(tmp_path: Path) -> None:
             (ALICE, "subject.uri", post_uri(1)),
         ).fetchall()
         assert "ix_backlink_did_path_link_to" in " ".join(str(step) for step in plan)
-    command.upgrade(alembic_config(url), "head")  # later revisions add tables of their own
-    engine = create_engine(url)
-    with engine.connect() as conn:  # all migrations build exactly the schema the code declares
-        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
-    engine.dispose()
+    upgrade_to_head_and_compare(url)
     command.downgrade(alembic_config(url), "0004")
     with closing(sqlite3.connect(path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

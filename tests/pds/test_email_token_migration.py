@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
-from pds.db import schema
 from pds.db.engine import alembic_config
+from tests.pds.migration_checks import upgrade_to_head_and_compare
 
 _INSERT = "INSERT INTO email_token (purpose, did, token, requested_at) VALUES (?, ?, ?, ?)"
 
@@ -34,11 +31,7 @@ def test_revision_0004_adds_email_tokens(tmp_path: Path) -> None:
         with pytest.raises(sqlite3.IntegrityError):  # a code names one account
             db.execute(_INSERT, ("reset_password", "did:plc:c", "AAAAA-AAAAA", 2))
         assert db.execute("SELECT last_seq FROM sequencer_state").fetchall() == [(9,)]
-    command.upgrade(alembic_config(url), "head")  # later revisions add tables of their own
-    engine = create_engine(url)
-    with engine.connect() as conn:  # all migrations build exactly the schema the code declares
-        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
-    engine.dispose()
+    upgrade_to_head_and_compare(url)
     command.downgrade(alembic_config(url), "0003")
     with closing(sqlite3.connect(path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

@@ -7,12 +7,9 @@ from contextlib import closing
 from pathlib import Path
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
 
-from pds.db import schema
 from pds.db.engine import alembic_config
+from tests.pds.migration_checks import upgrade_to_head_and_compare
 
 
 def test_revision_0003_adds_reserved_signing_keys(tmp_path: Path) -> None:
@@ -38,11 +35,7 @@ def test_revision_0003_adds_reserved_signing_keys(tmp_path: Path) -> None:
         else:
             raise AssertionError("two reservations for one DID were accepted")
         assert db.execute("SELECT last_seq FROM sequencer_state").fetchall() == [(3,)]
-    command.upgrade(alembic_config(url), "head")  # later revisions add tables of their own
-    engine = create_engine(url)
-    with engine.connect() as conn:  # all migrations build exactly the schema the code declares
-        assert compare_metadata(MigrationContext.configure(conn), schema.metadata) == []
-    engine.dispose()
+    upgrade_to_head_and_compare(url)
     command.downgrade(alembic_config(url), "0002")
     with closing(sqlite3.connect(path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
